@@ -1,0 +1,27 @@
+"""EEG -> embedding mappers: scikit-learn estimators chosen by ``train.mapper``."""
+
+from __future__ import annotations
+
+from sklearn.base import BaseEstimator
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.linear_model import Ridge
+from sklearn.neural_network import MLPRegressor
+
+from neurovision.params import TrainParams
+
+
+def build_mapper(p: TrainParams) -> BaseEstimator:
+    """An unfitted estimator for ``p.mapper`` with its own params section, seeded."""
+    if p.mapper == "ridge":
+        return Ridge(alpha=p.ridge.alpha)
+    if p.mapper == "pls":
+        return PLSRegression(n_components=p.pls.n_components, scale=False)
+    if p.mapper == "mlp":
+        m = p.mlp
+        # Early stopping on a held-out fraction of the training rows (never test data).
+        return MLPRegressor(hidden_layer_sizes=m.hidden_sizes, alpha=m.alpha,
+                            learning_rate_init=m.learning_rate, batch_size=m.batch_size,
+                            max_iter=m.max_iter, early_stopping=True,
+                            validation_fraction=p.val_fraction, n_iter_no_change=m.patience,
+                            random_state=p.seed)
+    raise ValueError(f"unknown mapper {p.mapper!r}")

@@ -1,0 +1,36 @@
+"""What every stage entry script shares: argument parsing, logging, clean failure."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from neurovision.errors import NeurovisionError
+from neurovision.params import Params, load_params
+
+log = logging.getLogger("neurovision")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--params", default="params.yaml", help="the pipeline's params file")
+    return p
+
+
+def params_from(args: argparse.Namespace) -> Params:
+    """Validate the whole params file (fails in the first second on any typo)."""
+    return load_params(args.params)
+
+
+def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
+    """Run a stage's ``main``; a :class:`NeurovisionError` becomes one message and exit 1."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        main(argv)
+    except NeurovisionError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0

@@ -1,0 +1,51 @@
+"""DVC stage pca: PCA fitted on the training embeddings only, applied to both splits."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.decomposition import PCA
+
+from neurovision.errors import ParamError
+from neurovision.io import atomic_path, load_npy, save_npy
+from neurovision.stage import params_from, parser, run
+
+log = logging.getLogger("neurovision.pca")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--embeds", required=True, help="directory with train.npy and test.npy")
+    ap.add_argument("--out-train", required=True)
+    ap.add_argument("--out-test", required=True)
+    ap.add_argument("--model", required=True, help="joblib file for the fitted PCA")
+    args = ap.parse_args(argv)
+    p = params_from(args).pca
+    train = load_npy(Path(args.embeds) / "train.npy")
+    test = load_npy(Path(args.embeds) / "test.npy")
+    if p.n_components is None:
+        pca = None
+        out_train, out_test = train, test
+        log.info("pca.n_components is null: using the full %d-d embeddings", train.shape[1])
+    else:
+        limit = min(train.shape)
+        if p.n_components > limit:
+            raise ParamError(f"params: pca.n_components: expected at most {limit} (min of "
+                             f"{train.shape[0]} training images and {train.shape[1]} "
+                             f"embedding dims), got {p.n_components}")
+        pca = PCA(n_components=p.n_components, svd_solver="full").fit(train)  # training only
+        out_train, out_test = pca.transform(train), pca.transform(test)
+        log.info("PCA: %d components keep %.1f%% of the training variance", p.n_components,
+                 100 * pca.explained_variance_ratio_.sum())
+    save_npy(args.out_train, np.asarray(out_train, dtype=np.float32))
+    save_npy(args.out_test, np.asarray(out_test, dtype=np.float32))
+    with atomic_path(args.model) as tmp:
+        joblib.dump(pca, tmp)
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
