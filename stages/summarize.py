@@ -32,8 +32,11 @@ def summarize(per_subject: list[dict]) -> dict:
             out[key] = None
             continue
         arr = np.asarray(values, dtype=float)
+        if key == "n_test":
+            out[key] = int(arr.max())
+            continue
         out[key] = float(arr.mean())
-        if not key.endswith("_chance") and key != "n_test":
+        if not key.endswith("_chance"):
             out[f"{key}_sd"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
     return out
 

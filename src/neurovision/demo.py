@@ -218,7 +218,9 @@ def write_images(out_dir: str | Path, p: DemoParams) -> ImageSet:
                 for j, (fname, concept) in enumerate(zip(files, concepts)):
                     buf = io.BytesIO()
                     render_image(images, offset + j, p.image_size).save(buf, "JPEG", quality=90)
-                    zf.writestr(f"{folder}/{concept}/{fname}", buf.getvalue())
+                    # A fixed timestamp keeps the archive byte-identical from run to run.
+                    info = zipfile.ZipInfo(f"{folder}/{concept}/{fname}", (1980, 1, 1, 0, 0, 0))
+                    zf.writestr(info, buf.getvalue())
         log.info("demo: wrote %d %s images to %s", len(files), split, out_dir / f"{folder}.zip")
     return images
 

@@ -109,4 +109,5 @@ def retrieval_metrics(scores: np.ndarray) -> dict:
     for key, n in N_WAYS.items():
         out[f"{key}_chance"] = 1.0 / n if n <= n_gallery else None
     out["mean_rank_chance"] = (n_gallery + 1) / 2
+    out["median_rank_chance"] = (n_gallery + 1) / 2
     return out

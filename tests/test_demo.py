@@ -1,0 +1,89 @@
+import zipfile
+
+import numpy as np
+import pytest
+
+from neurovision import demo
+from neurovision.embed import METADATA_KEYS, image_members, load_metadata
+from neurovision.erp import load_epochs
+from neurovision.io import load_npy_dict
+from neurovision.params import RELEASE_CHANNELS, DemoParams
+
+from conftest import TINY_DEMO
+
+P = DemoParams(**TINY_DEMO)
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("release")
+    demo.write_images(root / "images", P)
+    ceiling = demo.write_subject(root / "sub-1", P, 1)
+    return root, ceiling
+
+
+def test_eeg_files_have_release_keys_shapes_dtypes(release):
+    root, _ = release
+    n_train = P.n_train_concepts * P.train_images_per_concept
+    for name, shape in (("training", (n_train, P.train_reps, 17, 100)),
+                        ("test", (P.n_test, P.test_reps, 17, 100))):
+        d = load_npy_dict(root / "sub-1" / f"preprocessed_eeg_{name}.npy")
+        assert set(d) == {"preprocessed_eeg_data", "ch_names", "times"}
+        assert d["preprocessed_eeg_data"].shape == shape
+        assert d["preprocessed_eeg_data"].dtype == np.float64
+        assert sorted(d["ch_names"]) == sorted(RELEASE_CHANNELS)
+        assert list(d["ch_names"]) != list(RELEASE_CHANNELS)  # not in montage order
+        assert list(d["ch_names"]) != sorted(RELEASE_CHANNELS)  # nor alphabetical
+        np.testing.assert_allclose(d["times"], np.round(np.arange(-20, 80) / 100, 2))
+        # numpy's own loader reads the same file (the release format)
+        ref = np.load(root / "sub-1" / f"preprocessed_eeg_{name}.npy", allow_pickle=True).item()
+        np.testing.assert_array_equal(ref["preprocessed_eeg_data"], d["preprocessed_eeg_data"])
+    assert load_epochs(root / "sub-1" / "preprocessed_eeg_test.npy").data.shape[1] == P.test_reps
+
+
+def test_metadata_and_zips_match(release):
+    root, _ = release
+    meta = load_metadata(root / "images" / "image_metadata.npy")
+    assert set(meta) == set(METADATA_KEYS)
+    assert len(meta["train_img_files"]) == P.n_train_concepts * P.train_images_per_concept
+    assert len(meta["test_img_files"]) == P.n_test
+    train_c = {c.split("_", 1)[1] + c for c in meta["train_img_concepts_THINGS"]}
+    test_c = {c.split("_", 1)[1] + c for c in meta["test_img_concepts_THINGS"]}
+    assert not train_c & test_c  # zero-shot: disjoint concepts
+    for split, zname in (("train", "training_images.zip"), ("test", "test_images.zip")):
+        with zipfile.ZipFile(root / "images" / zname) as zf:
+            assert zf.namelist() == image_members(meta, split)
+            assert zf.read(zf.namelist()[0])[:2] == b"\xff\xd8"  # JPEG
+
+
+def test_deterministic_and_seed_dependent():
+    a = demo.simulate_subject(P, 1)[1]["preprocessed_eeg_data"]
+    b = demo.simulate_subject(P, 1)[1]["preprocessed_eeg_data"]
+    np.testing.assert_array_equal(a, b)
+    c = demo.simulate_subject(DemoParams(**{**TINY_DEMO, "seed": 1}), 1)[1]["preprocessed_eeg_data"]
+    assert not np.allclose(a, c)
+    d = demo.simulate_subject(P, 2)[1]["preprocessed_eeg_data"]
+    assert not np.allclose(a, d)
+
+
+def test_noise_model_matches_its_covariance():
+    """The simulated noise has the covariance the ideal observer assumes."""
+    model = demo.forward_model(P, 1)
+    feats = np.zeros((1, demo.N_FEATURES))
+    trials = model.simulate(np.repeat(feats, 4000, axis=0), 1, np.random.default_rng(0))[:, 0]
+    resid = (trials - model.mean_response(feats)).reshape(len(trials), -1)
+    emp = np.cov(resid[:, ::37].T)
+    cov = model.averaged_covariance(1)[::37, ::37]
+    assert np.abs(emp - cov).max() < 0.15 * np.abs(cov).max()
+
+
+def test_ideal_observer_is_a_valid_ceiling(release):
+    _, ceiling = release
+    assert 0 <= ceiling["top1"] <= 1 and ceiling["top1"] > 5 * ceiling["top1_chance"]
+    # with no information the ideal observer is at chance
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(30, 2, 3))
+    same = demo.ideal_observer(np.zeros((30, 2, 3)), np.zeros((30, 2, 3)), np.eye(6))
+    assert same["top1"] == pytest.approx(1 / 30)
+    perfect = demo.ideal_observer(mu, mu, np.eye(6) * 1e-6)
+    assert perfect["top1"] == 1.0

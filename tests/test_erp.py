@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from neurovision.erp import Epochs, erp_features, load_epochs
+from neurovision.errors import DataError
+from neurovision.io import save_npy_dict
+from neurovision.params import ErpParams
+
+TIMES = np.round((np.arange(100) - 20) / 100.0, 2)
+
+
+def make_epochs(n_img=3, n_rep=5, chans=("O1", "Oz", "O2"), n_t=100, seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(n_img, n_rep, len(chans), n_t))
+    return Epochs(data=data, ch_names=tuple(chans), times=TIMES[:n_t])
+
+
+def test_averages_repetitions_not_channels():
+    # 5 repetitions and 3 channels: swapping the axes gives a different shape and values.
+    ep = make_epochs(n_img=2, n_rep=5, chans=("O1", "Oz", "O2"))
+    p = ErpParams(channels=("O1", "Oz", "O2"), tmin=-0.2, tmax=0.79, standardize=False)
+    feats = erp_features(ep, p)
+    assert feats.shape == (2, 3 * 100)
+    expected = ep.data.mean(axis=1).reshape(2, -1)  # (image, channel, time) flattened
+    np.testing.assert_allclose(feats, expected)
+    wrong = ep.data.mean(axis=2)  # channel average of single trials: (image, rep, time)
+    assert wrong.reshape(2, -1).shape != feats.shape
+
+
+def test_channels_selected_by_name_with_shuffled_order():
+    chans = ("Oz", "O2", "O1", "POz")
+    ep = make_epochs(chans=chans, n_rep=2)
+    p = ErpParams(channels=("O1", "O2"), tmin=0.0, tmax=0.79)
+    feats = erp_features(ep, p).reshape(3, 2, -1)
+    avg = ep.data.mean(axis=1)
+    np.testing.assert_allclose(feats[:, 0], avg[:, 2, 20:])  # O1 is stored third
+    np.testing.assert_allclose(feats[:, 1], avg[:, 1, 20:])  # O2 is stored second
+
+
+def test_time_window_baseline_and_bins():
+    ep = make_epochs(n_img=1, n_rep=1, chans=("Oz",))
+    p = ErpParams(channels=("Oz",), tmin=0.0, tmax=0.09, baseline=(-0.2, -0.01), bin_size=5)
+    feats = erp_features(ep, p)
+    x = ep.data[0, 0, 0]
+    x = x - x[:20].mean()
+    np.testing.assert_allclose(feats[0], [x[20:25].mean(), x[25:30].mean()])
+
+
+def test_missing_channel_names_file_and_channel(tmp_path):
+    ep = make_epochs(chans=("O1", "Oz"))
+    with pytest.raises(DataError, match=r"asks for \['PO8'\]"):
+        erp_features(ep, ErpParams(channels=("O1", "PO8")))
+
+
+def test_window_outside_epoch():
+    with pytest.raises(DataError, match="holds no sample"):
+        erp_features(make_epochs(), ErpParams(channels=("O1",), tmin=1.0, tmax=2.0))
+
+
+def test_load_epochs_checks_axes_and_labels(tmp_path):
+    path = tmp_path / "eeg.npy"
+    save_npy_dict(path, {"preprocessed_eeg_data": np.zeros((2, 3, 4)), "ch_names": ["a"] * 3,
+                         "times": np.arange(4)})
+    with pytest.raises(DataError, match="4 axes"):
+        load_epochs(path)
+    save_npy_dict(path, {"preprocessed_eeg_data": np.zeros((2, 3, 2, 4)), "ch_names": ["a", "b"],
+                         "times": np.arange(5)})
+    with pytest.raises(DataError, match="'times' has 5 values"):
+        load_epochs(path)
+    save_npy_dict(path, {"preprocessed_eeg_data": np.zeros((2, 3, 2, 4)), "ch_names": ["a"],
+                         "times": np.arange(4)})
+    with pytest.raises(DataError, match="lists 1 channels"):
+        load_epochs(path)
+    save_npy_dict(path, {"preprocessed_eeg_data": np.zeros((2, 3, 2, 4)),
+                         "times": np.arange(4)})
+    with pytest.raises(DataError, match="missing key"):
+        load_epochs(path)
+
+
+def test_nan_is_refused():
+    ep = make_epochs()
+    ep.data[0, 0, 0, 50] = np.nan
+    with pytest.raises(DataError, match="NaN or Inf"):
+        erp_features(ep, ErpParams(channels=("O1",)))

@@ -1,0 +1,83 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from neurovision.retrieval import (cosine_scores, l2_normalize, n_way_accuracy, ranks,
+                                   retrieval_metrics, top_k_accuracy, top_k_curve, top_k_indices)
+
+
+def brute_rank(scores):
+    # position of the true item in a stable descending sort
+    return np.array([list(np.argsort(-scores[i], kind="stable")).index(i) + 1
+                     for i in range(len(scores))])
+
+
+def brute_n_way(scores, n):
+    """Enumerate every set of n-1 distractors; ties are won with probability 1/(1+ties)."""
+    m = scores.shape[1]
+    accs = []
+    for i in range(len(scores)):
+        others = [j for j in range(m) if j != i]
+        wins = []
+        for combo in itertools.combinations(others, n - 1):
+            d = scores[i, list(combo)]
+            if (d > scores[i, i]).any():
+                wins.append(0.0)
+            else:
+                wins.append(1.0 / (1 + (d == scores[i, i]).sum()))
+        accs.append(np.mean(wins))
+    return float(np.mean(accs))
+
+
+@pytest.fixture
+def scores():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(9, 9)) + np.eye(9) * 0.8
+    return s
+
+
+def test_cosine_scores_match_definition():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 3)), rng.normal(size=(5, 3))
+    expected = np.array([[x @ y / np.linalg.norm(x) / np.linalg.norm(y) for y in b] for x in a])
+    np.testing.assert_allclose(cosine_scores(a, b), expected)
+    np.testing.assert_allclose(np.linalg.norm(l2_normalize(a), axis=1), 1.0)
+
+
+def test_topk_against_brute_force(scores):
+    r = brute_rank(scores)
+    np.testing.assert_array_equal(ranks(scores), r)
+    for k in range(1, 10):
+        assert top_k_accuracy(scores, k) == pytest.approx(np.mean(r <= k))
+    np.testing.assert_allclose(top_k_curve(scores), [np.mean(r <= k) for k in range(1, 10)])
+    top = top_k_indices(scores, 3)
+    for i in range(9):
+        assert list(top[i]) == list(np.argsort(-scores[i], kind="stable")[:3])
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 9])
+def test_n_way_against_brute_force(scores, n):
+    assert n_way_accuracy(scores, n) == pytest.approx(brute_n_way(scores, n))
+
+
+def test_ties_score_chance():
+    const = np.zeros((10, 10))
+    assert top_k_accuracy(const, 1) == pytest.approx(0.1)
+    assert top_k_accuracy(const, 5) == pytest.approx(0.5)
+    assert n_way_accuracy(const, 2) == pytest.approx(0.5)
+    assert n_way_accuracy(const, 4) == pytest.approx(0.25)
+    tied = np.round(np.random.default_rng(3).normal(size=(6, 6)), 0)
+    for n in (2, 3, 5):
+        assert n_way_accuracy(tied, n) == pytest.approx(brute_n_way(tied, n))
+
+
+def test_metrics_keys_and_perfect_decoder():
+    m = retrieval_metrics(np.eye(60))
+    for key in ("top1", "top5", "top10", "two_way", "four_way", "ten_way", "fifty_way",
+                "mean_rank", "median_rank", "n_test"):
+        assert key in m
+    assert m["top1"] == 1.0 and m["fifty_way"] == 1.0 and m["mean_rank"] == 1.0
+    assert m["top5_chance"] == pytest.approx(5 / 60) and m["fifty_way_chance"] == 0.02
+    small = retrieval_metrics(np.eye(8))
+    assert small["fifty_way"] is None and small["top10"] is None
