@@ -29,7 +29,7 @@ def project(tmp_path_factory):
 def test_repro_from_scratch_then_nothing_to_do(project):
     out = dvc(project, "repro").stdout
     assert ran(out) == {"download_images", "download@1", "erp@1", "embed", "pca", "trainset@1",
-                        "train@1", "evaluate@1", "summarize"}
+                        "train@1", "evaluate@1", "summarize", "bundle"}
     metrics = json.loads((project / "metrics" / "retrieval.json").read_text())
     for key in KEYS:
         assert key in metrics
@@ -64,7 +64,7 @@ def test_experiment_with_another_mapper_reruns_only_train_and_evaluate(project):
     subprocess_git(project, "add", "-A")
     subprocess_git(project, "commit", "-qm", "baseline")
     out = dvc(project, "exp", "run", "-S", "train.mapper=pls").stdout
-    assert ran(out) == {"train@1", "evaluate@1", "summarize"}
+    assert ran(out) == {"train@1", "evaluate@1", "summarize", "bundle"}
     diff = dvc(project, "metrics", "diff", "--json").stdout
     changed = json.loads(diff)["metrics/retrieval.json"]
     assert "top1" in changed and changed["top1"]["old"] is not None
