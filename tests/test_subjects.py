@@ -111,8 +111,14 @@ def test_queue_sweep_compare_and_plots(project, tmp_path):
     for n in names[-2:]:
         assert by_name[n]["data"]["metrics"]["metrics/retrieval.json"]["data"]["top1"] is not None
 
-    table = dvc(project, "exp", "show", "--only-changed", "--md").stdout
-    assert "train.mapper" in table and "top1" in table
+    # the README's restricted view: experiment, mapper, protocol, summary top-1 / top-5 only
+    table = dvc(project, "exp", "show", "--md", "--drop", ".*", "--keep",
+                r"Experiment|train\.mapper|train\.protocol|^metrics/retrieval\.json:(top1|top5)$"
+                ).stdout
+    header = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    assert header == ["Experiment", "metrics/retrieval.json:top1", "metrics/retrieval.json:top5",
+                      "train.mapper", "train.protocol"]
+    assert all(n in table for n in names[-2:])
 
     a, b = names[-2:]
     diff = dvc(project, "metrics", "diff", a, b).stdout
