@@ -1,14 +1,26 @@
 """DVC stage download@N: one subject's two preprocessed-EEG files into --out, and the
-demo's ideal-observer ceiling (null values for real data) into --ceiling."""
+demo's ideal-observer ceiling (null values for real data) into --ceiling.
+
+data.source: demo simulates them; things-eeg2 downloads the subject's zip from OSF into
+--cache (verified, kept between runs), then extracts only the two arrays; local links or
+copies them from data.local_dir (a folder in the release layout).  Either way the arrays
+are checked (keys, axes, channels, times) with the restricted unpickler.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
 
-from neurovision import demo
-from neurovision.errors import DataError
+import numpy as np
+
+from neurovision import demo, osf, release
 from neurovision.io import atomic_dir, save_json
+from neurovision.retrieval import retrieval_metrics
 from neurovision.stage import params_from, parser, run
+
+log = logging.getLogger("neurovision.download")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,13 +28,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subject", type=int, required=True)
     ap.add_argument("--out", required=True, help="directory for the subject's EEG files")
     ap.add_argument("--ceiling", required=True, help="JSON file for the ideal-observer ceiling")
+    ap.add_argument("--cache", default="data/downloads",
+                    help="where verified OSF downloads are kept between runs (not a DVC output)")
     args = ap.parse_args(argv)
     p = params_from(args).data
-    if p.source != "demo":
-        raise DataError(f"params: data.source: '{p.source}' is not available yet in this "
-                        f"version; use data.source: demo")
-    with atomic_dir(args.out) as tmp:
-        ceiling = demo.write_subject(tmp, p.demo, args.subject)
+    if p.source == "demo":
+        with atomic_dir(args.out) as tmp:
+            ceiling = demo.write_subject(tmp, p.demo, args.subject)
+    else:
+        with atomic_dir(args.out) as tmp:
+            if p.source == "things-eeg2":
+                name = release.subject_zip(args.subject)
+                paths = osf.fetch_files(release.EEG_COMPONENT, [name], Path(args.cache), p.osf)
+                release.extract_subject(paths[name], args.subject, tmp)
+            else:
+                release.local_subject(p.local_dir, args.subject, tmp)
+            shapes = release.check_subject(tmp)
+        log.info("subject %d (%s): training %s, test %s", args.subject, p.source,
+                 *shapes.values())
+        # No ideal observer for real data: the same keys, all null (evaluate skips it).
+        ceiling = dict.fromkeys(retrieval_metrics(np.zeros((2, 2))), None)
     save_json(args.ceiling, {"source": p.source, "subject": args.subject, **ceiling})
 
 

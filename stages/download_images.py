@@ -1,25 +1,44 @@
-"""DVC stage download_images: image_metadata.npy and the two image zips into --out."""
+"""DVC stage download_images: image_metadata.npy and the two image zips into --out.
+
+data.source: demo draws them; things-eeg2 downloads them from OSF into --cache (verified,
+kept between runs) and links them in; local links or copies them from data.local_dir.
+Either way the metadata is loaded safely and every image it lists is checked to be there.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
+from pathlib import Path
 
-from neurovision import demo
-from neurovision.errors import DataError
+from neurovision import demo, osf, release
 from neurovision.io import atomic_dir
 from neurovision.stage import params_from, parser, run
+
+log = logging.getLogger("neurovision.download_images")
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--out", required=True, help="directory for the image files")
+    ap.add_argument("--cache", default="data/downloads",
+                    help="where verified OSF downloads are kept between runs (not a DVC output)")
     args = ap.parse_args(argv)
     p = params_from(args).data
-    if p.source != "demo":
-        raise DataError(f"params: data.source: '{p.source}' is not available yet in this "
-                        f"version; use data.source: demo")
+    if p.source == "demo":
+        with atomic_dir(args.out) as tmp:
+            demo.write_images(tmp, p.demo)
+        return
     with atomic_dir(args.out) as tmp:
-        demo.write_images(tmp, p.demo)
+        if p.source == "things-eeg2":
+            paths = osf.fetch_files(release.IMAGES_COMPONENT, release.IMAGE_FILES,
+                                    Path(args.cache), p.osf)
+            for name, path in paths.items():
+                release.link_or_copy(path, tmp / name)
+        else:
+            release.local_images(p.local_dir, tmp)
+        counts = release.check_images(tmp)
+    log.info("images (%s): %d training, %d test", p.source, counts["train"], counts["test"])
 
 
 if __name__ == "__main__":

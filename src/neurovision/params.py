@@ -60,11 +60,33 @@ class DemoParams:
 
 
 @dataclass(frozen=True)
+class OsfParams:
+    """How the ``things-eeg2`` source talks to OSF (see :mod:`neurovision.osf`)."""
+
+    api_url: str = "https://api.osf.io/v2/"  # tests point this at a local server
+    retries: int = 5  # further tries after HTTP 429/5xx or a connection broken mid-file
+    backoff: float = 2.0  # seconds before the first retry, doubled each time (at most 60)
+    timeout: float = 30.0  # seconds without an answer before a request is given up
+    min_interval: float = 1.0  # seconds between API requests (osfclient's own rate limit)
+
+    def validate(self, where: str) -> None:
+        _check(self.api_url.startswith(("https://", "http://")), f"{where}.api_url",
+               "an http(s) URL of the OSF API v2", self.api_url)
+        _check(0 <= self.retries <= 50, f"{where}.retries", "an integer in 0-50", self.retries)
+        for name in ("backoff", "min_interval"):
+            v = getattr(self, name)
+            _check(0 <= v <= 600 and math.isfinite(v), f"{where}.{name}", "seconds in 0-600", v)
+        _check(0 < self.timeout <= 3600, f"{where}.timeout", "seconds in (0, 3600]",
+               self.timeout)
+
+
+@dataclass(frozen=True)
 class DataParams:
     source: str = "demo"
     subjects: tuple[int, ...] = (1,)
     local_dir: Optional[str] = None
     demo: DemoParams = field(default_factory=DemoParams)
+    osf: OsfParams = field(default_factory=OsfParams)
 
     def validate(self, where: str) -> None:
         _check(self.source in SOURCES, f"{where}.source", f"one of {list(SOURCES)}", self.source)
@@ -78,6 +100,7 @@ class DataParams:
             _check(bool(self.local_dir), f"{where}.local_dir",
                    "a directory path when data.source is 'local'", self.local_dir)
         self.demo.validate(f"{where}.demo")
+        self.osf.validate(f"{where}.osf")
 
 
 @dataclass(frozen=True)

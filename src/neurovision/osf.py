@@ -1,0 +1,400 @@
+"""Verified downloads from OSF (osf.io) with osfclient.
+
+Files are located by listing a component's ``osfstorage`` with osfclient (never by guessing
+URLs), fetched from the download link osfclient itself uses, and verified against the md5 and
+sha256 that OSF reports in each file's metadata (``attributes.extra.hashes``).
+
+Faults, and what happens:
+
+- a download goes to ``<name>.part`` and is renamed to ``<name>`` only once its size and
+  hashes match; a mismatch deletes it and names both hashes;
+- a connection broken mid-file keeps the ``.part``: the next try (in this run, or the next
+  run) asks for the rest with an HTTP ``Range`` request, or starts over if the server
+  ignores it;
+- HTTP 429 and 5xx answers are retried with exponential backoff (honouring ``Retry-After``),
+  a bounded number of times; other HTTP errors (404 ...) fail at once, naming the URL;
+- an OSF that cannot be reached at all fails at the first request, in seconds, with one
+  message saying how to go on without it;
+- a file already downloaded and verified (a ``<name>.verified.json`` stamp next to it
+  records its hashes, size and mtime) is not fetched again.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import requests
+import urllib3
+from osfclient import OSF
+from osfclient.exceptions import OSFException
+from osfclient.models.session import OSFSession
+
+from neurovision.errors import DataError
+from neurovision.io import save_json
+from neurovision.params import OsfParams
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 16  # bytes per read: a broken connection loses at most this much
+MAX_BACKOFF = 60.0
+CONNECT_TIMEOUT = 10.0
+HASHES = ("sha256", "md5")
+
+
+class OsfUnreachable(DataError):
+    """OSF did not answer at all (no network, DNS failure, connection refused)."""
+
+
+def unreachable_message(api_url: str, exc: BaseException) -> str:
+    return (f"cannot reach OSF at {api_url} ({_describe(exc)}). data.source: things-eeg2 "
+            f"downloads the release from OSF and needs the network. To go on without it: run "
+            f"the simulated dataset (data.source: demo, e.g. dvc exp run -S data.source=demo), "
+            f"or download the release where there is network access and point the pipeline at "
+            f"it (data.source: local with data.local_dir: <folder in the release layout>; see "
+            f"README, 'Real data (THINGS-EEG2)').")
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost useful reason of a requests/urllib3 error, on one line."""
+    reason = exc
+    for _ in range(5):
+        if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
+            reason = reason.reason
+        elif reason.args and isinstance(reason.args[0], BaseException):
+            reason = reason.args[0]
+        else:
+            break
+    text = reason.args[0] if reason.args and isinstance(reason.args[0], str) else str(reason)
+    text = re.sub(r"^\w*Connection(Pool)?\(host=[^)]*\):\s*", "", text or type(reason).__name__)
+    return " ".join(text.split())[:300]
+
+
+def _backoff(p: OsfParams, attempt: int, retry_after: str | None = None) -> float:
+    delay = min(p.backoff * 2 ** attempt, MAX_BACKOFF)
+    if retry_after:
+        try:
+            delay = float(retry_after)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(retry_after)
+            delay = parsed.timestamp() - time.time() if parsed else delay
+        delay = min(max(delay, 0.0), MAX_BACKOFF)
+    return delay
+
+
+# --------------------------------------------------------------------------------------
+# HTTP session: osfclient's, with timeouts, rate limit, retries and clear errors
+
+
+class OsfSession(OSFSession):
+    """osfclient's session with timeouts, bounded retries and errors that say what to do.
+
+    osfclient sends every API request through ``session.get``; so does :func:`fetch` for the
+    file bytes.  ``get`` returns only successful answers (2xx, and 416 to a ranged request).
+    """
+
+    def __init__(self, p: OsfParams):
+        super().__init__()
+        self.p = p
+        self.base_url = p.api_url.rstrip("/")  # osfclient's build_url adds the slashes
+        self.reached = False  # has OSF answered anything yet?
+        self._last = 0.0
+
+    def _throttle(self) -> None:
+        wait = self._last + self.p.min_interval - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._last = time.monotonic()
+
+    def get(self, url: str, *args, **kwargs) -> requests.Response:  # noqa: D102
+        kwargs.setdefault("timeout", (min(CONNECT_TIMEOUT, self.p.timeout), self.p.timeout))
+        ranged = "Range" in (kwargs.get("headers") or {})
+        attempt = 0
+        while True:
+            self._throttle()
+            try:
+                resp = requests.Session.get(self, url, *args, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if not self.reached:
+                    raise OsfUnreachable(unreachable_message(self.p.api_url, exc)) from None
+                if attempt >= self.p.retries:
+                    raise DataError(f"OSF: {url}: {_describe(exc)}, {attempt + 1} tries "
+                                    f"(data.osf.retries: {self.p.retries}); rerun later to try "
+                                    f"again") from None
+                delay = _backoff(self.p, attempt)
+                log.warning("OSF: %s: %s; retrying in %.1f s", url, _describe(exc), delay)
+            else:
+                self.reached = True
+                code = resp.status_code
+                if code < 400 or (code == 416 and ranged):
+                    return resp
+                reason = f"HTTP {code} {resp.reason or ''}".strip()
+                if code != 429 and code < 500:
+                    resp.close()
+                    hint = {401: "the THINGS-EEG2 release is public: no login is needed; check "
+                                 "data.osf.api_url",
+                            403: "OSF refused access; check data.osf.api_url",
+                            404: "the file or component is not (or no longer) on OSF; check "
+                                 "the component ids in src/neurovision/release.py against "
+                                 "osf.io/3jk45"}.get(code, "")
+                    raise DataError(f"OSF: {url} answered {reason}" + (f"; {hint}" if hint
+                                                                       else ""))
+                retry_after = resp.headers.get("Retry-After")
+                resp.close()
+                if attempt >= self.p.retries:
+                    raise DataError(f"OSF: {url} answered {reason} {attempt + 1} times "
+                                    f"(data.osf.retries: {self.p.retries}); OSF is overloaded "
+                                    f"or down: try again later")
+                delay = _backoff(self.p, attempt, retry_after)
+                log.warning("OSF: %s answered %s; retrying in %.1f s (%d of %d)", url, reason,
+                            delay, attempt + 1, self.p.retries)
+            time.sleep(delay)
+            attempt += 1
+
+
+# --------------------------------------------------------------------------------------
+# Listing
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of an OSF component's storage, as its metadata describes it."""
+
+    component: str
+    name: str
+    path: str  # materialized path in the storage, e.g. "/sub-01.zip"
+    size: int | None
+    hashes: dict  # {"md5": ..., "sha256": ...} as OSF reports them (lower-case hex)
+    url: str  # the download link osfclient uses (File.write_to)
+
+
+def list_files(session: OsfSession, component: str) -> list[RemoteFile]:
+    """Every file in ``component``'s osfstorage (recursively), listed with osfclient."""
+    osf = OSF()
+    osf.session = session
+    try:
+        storage = osf.project(component).storage("osfstorage")
+        files = list(storage.files)
+    except DataError:
+        raise
+    except (OSFException, RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"OSF component {component}: unexpected answer while listing its "
+                        f"storage at {session.p.api_url} ({type(exc).__name__}: {exc})") from exc
+    out = []
+    for f in files:
+        hashes = {k: str(v).lower() for k, v in (f.hashes or {}).items() if k in HASHES and v}
+        out.append(RemoteFile(component=component, name=f.name, path=f.path,
+                              size=None if f.size is None else int(f.size), hashes=hashes,
+                              url=f._download_url))  # the link osfclient downloads from
+    log.info("OSF component %s: %d files", component, len(out))
+    return out
+
+
+def find_file(files: Iterable[RemoteFile], component: str, name: str) -> RemoteFile:
+    """The file called ``name``: the one at the storage root, else the only one anywhere."""
+    files = list(files)
+    matches = [f for f in files if f.name == name]
+    at_root = [f for f in matches if f.path.strip("/") == name]
+    if len(at_root) == 1:
+        return at_root[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DataError(f"OSF component {component}: no file named {name!r}; it holds "
+                        f"{sorted(f.path for f in files)[:20]}")
+    raise DataError(f"OSF component {component}: {len(matches)} files named {name!r} "
+                    f"({sorted(f.path for f in matches)}); expected one")
+
+
+# --------------------------------------------------------------------------------------
+# Hashes and the verified stamp
+
+
+def file_hashes(path: Path, algorithms: Sequence[str] = HASHES, progress: bool = False,
+                label: str | None = None) -> dict:
+    """Hex digests of ``path``, one pass over the file."""
+    from tqdm.auto import tqdm
+
+    digests = {a: hashlib.new(a) for a in algorithms}
+    size = path.stat().st_size
+    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                                      desc=f"verify {label or path.name}", disable=not progress,
+                                      leave=False) as bar:
+        while block := f.read(1 << 22):
+            for d in digests.values():
+                d.update(block)
+            bar.update(len(block))
+    return {a: d.hexdigest() for a, d in digests.items()}
+
+
+def _stamp_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".verified.json")
+
+
+def _write_stamp(dest: Path, hashes: dict) -> None:
+    st = dest.stat()
+    save_json(_stamp_path(dest), {"file": dest.name, "size": st.st_size,
+                                  "mtime_ns": st.st_mtime_ns, **hashes})
+
+
+def _stamp_matches(dest: Path, expected: dict | None = None) -> bool:
+    """``dest`` is unchanged since it was verified (and, if given, had ``expected`` hashes)."""
+    try:
+        stamp = json.loads(_stamp_path(dest).read_text())
+        st = dest.stat()
+    except (OSError, ValueError):
+        return False
+    if stamp.get("size") != st.st_size or stamp.get("mtime_ns") != st.st_mtime_ns:
+        return False
+    return all(stamp.get(k) == v for k, v in (expected or {}).items())
+
+
+def verify(path: Path, remote: RemoteFile, progress: bool = True) -> dict:
+    """Check size and every hash OSF reports; on a mismatch delete ``path`` and fail."""
+    if not remote.hashes:
+        path.unlink(missing_ok=True)
+        raise DataError(f"OSF reports no md5 or sha256 for {remote.component}{remote.path}: "
+                        f"cannot verify the download, so it was not kept")
+    size = path.stat().st_size
+    if remote.size is not None and size != remote.size:
+        path.unlink()
+        raise DataError(f"{remote.name}: size mismatch: OSF reports {remote.size} bytes, the "
+                        f"download has {size}; it was deleted, rerun to download it again")
+    got = file_hashes(path, tuple(remote.hashes), progress=progress, label=remote.name)
+    bad = [a for a in remote.hashes if got[a] != remote.hashes[a]]
+    if bad:
+        path.unlink()
+        detail = "; ".join(f"{a}: OSF reports {remote.hashes[a]}, the downloaded file has "
+                           f"{got[a]}" for a in bad)
+        raise DataError(f"{remote.name}: hash mismatch ({detail}). The download was deleted; "
+                        f"rerun to download it again (if it repeats, the file on OSF or "
+                        f"something between you and OSF is altering it)")
+    return got
+
+
+# --------------------------------------------------------------------------------------
+# Download
+
+
+class _Broken(Exception):
+    """The body of a download stopped before its end (kept as .part, to resume)."""
+
+
+def _stream(session: OsfSession, remote: RemoteFile, part: Path, progress: bool) -> None:
+    """One request: append the missing bytes to ``part`` (or start it over)."""
+    from tqdm.auto import tqdm
+
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Accept": "*/*"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    resp = session.get(remote.url, stream=True, headers=headers)
+    try:
+        if resp.status_code == 416:  # the range is past the end: the .part is bad
+            part.unlink()
+            raise _Broken(f"server refused to resume at byte {offset}")
+        if offset and resp.status_code == 206:
+            start = resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
+            if start != str(offset):
+                part.unlink()
+                raise _Broken(f"server resumed at {start!r}, not at byte {offset}")
+            mode = "ab"
+            log.info("%s: resuming at byte %d", remote.name, offset)
+        else:
+            if offset:
+                log.info("%s: the server does not resume downloads; starting over", remote.name)
+            mode, offset = "wb", 0
+        with open(part, mode) as f, tqdm(total=remote.size, initial=offset, unit="B",
+                                         unit_scale=True, unit_divisor=1024, desc=remote.name,
+                                         disable=not progress) as bar:
+            try:
+                for block in resp.iter_content(CHUNK):
+                    try:
+                        f.write(block)
+                    except OSError as exc:
+                        raise DataError(f"{part}: cannot write the download "
+                                        f"({exc.strerror}); free some disk space and rerun "
+                                        f"(it resumes)") from exc
+                    bar.update(len(block))
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                raise _Broken(_describe(exc)) from exc
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        resp.close()
+    have = part.stat().st_size
+    if remote.size is not None and have < remote.size:
+        raise _Broken(f"the connection closed at byte {have} of {remote.size}")
+
+
+def fetch(session: OsfSession, remote: RemoteFile, dest: str | Path,
+          progress: bool = True) -> Path:
+    """Download ``remote`` to ``dest`` (verified), unless a verified copy is already there."""
+    dest = Path(dest)
+    if _stamp_matches(dest, remote.hashes):
+        log.info("%s: already downloaded and verified (%s)", remote.name, dest)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():  # present but not (or differently) verified: check it once
+        got = file_hashes(dest, tuple(remote.hashes), progress=progress)
+        if remote.hashes and all(got[a] == h for a, h in remote.hashes.items()):
+            _write_stamp(dest, got)
+            log.info("%s: found at %s with the right hashes", remote.name, dest)
+            return dest
+        log.warning("%s: %s does not match the hashes OSF reports; downloading it again",
+                    remote.name, dest)
+        dest.unlink()
+        _stamp_path(dest).unlink(missing_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    attempt = 0
+    while remote.size is None or not part.exists() or part.stat().st_size < remote.size:
+        try:
+            _stream(session, remote, part, progress)
+            break
+        except _Broken as exc:
+            have = part.stat().st_size if part.exists() else 0
+            if attempt >= session.p.retries:
+                raise DataError(f"{remote.name}: download interrupted ({exc}) after "
+                                f"{attempt + 1} tries (data.osf.retries: {session.p.retries}); "
+                                f"the {have} bytes received are kept in {part}: rerun to "
+                                f"resume") from None
+            delay = _backoff(session.p, attempt)
+            log.warning("%s: download interrupted (%s) at byte %d; resuming in %.1f s",
+                        remote.name, exc, have, delay)
+            time.sleep(delay)
+            attempt += 1
+    got = verify(part, remote, progress=progress)
+    os.replace(part, dest)
+    _write_stamp(dest, got)
+    log.info("%s: downloaded and verified (%s)", remote.name, dest)
+    return dest
+
+
+def fetch_files(component: str, names: Sequence[str], cache_dir: str | Path, p: OsfParams,
+                progress: bool = True) -> dict[str, Path]:
+    """Download the named files of an OSF component into ``cache_dir/<component>/``.
+
+    Returns ``{name: local path}``.  When OSF cannot be reached but every file was
+    downloaded and verified before (and is unchanged since), those copies are used.
+    """
+    target = Path(cache_dir) / component
+    session = OsfSession(p)
+    try:
+        files = list_files(session, component)
+    except OsfUnreachable:
+        cached = {name: target / name for name in names}
+        if all(_stamp_matches(path) for path in cached.values()):
+            log.warning("OSF is unreachable; using the copies downloaded and verified earlier "
+                        "in %s", target)
+            return cached
+        raise
+    return {name: fetch(session, find_file(files, component, name), target / name, progress)
+            for name in names}
