@@ -252,8 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
         if parts[0] == "download" and len(parts) == 2 and parts[1] in state.files:
             f = state.files[parts[1]]
             self.send_response(302)
-            self.send_header("Location",
-                             f"{self.base}/wb/v1/resources/{f.node}/providers/osfstorage/{parts[1]}")
+            wb = f"{self.base}/wb/v1/resources/{f.node}/providers/osfstorage"
+            self.send_header("Location", f"{wb}/{parts[1]}")
             self.send_header("Content-Length", "0")
             self.end_headers()
             return None

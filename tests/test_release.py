@@ -140,9 +140,9 @@ def _eeg(n_img=3, n_rep=2, ch=("O1", "Oz", "O2"), n_t=5) -> dict:
     ({k: v for k, v in _eeg().items() if k != "times"}, _eeg(),
      r"preprocessed_eeg_training.npy: missing key\(s\) \['times'\]"),
     (_eeg(), {**_eeg(), "ch_names": ["O1", "Oz"]},
-     r"preprocessed_eeg_test.npy: 'ch_names' lists 2 channels, the data has 3"),
+     r"preprocessed_eeg_test.npy: 'ch_names' lists 2 channels"),
     (_eeg(), {**_eeg(), "preprocessed_eeg_data": np.zeros((3, 2, 3))},
-     r"must have 4 axes"),
+     r"preprocessed_eeg_test.npy: .*4 axes"),
     (_eeg(), _eeg(ch=("O1", "Oz", "Pz")), r"different channels"),
     (_eeg(), {**_eeg(), "times": np.arange(5) / 50}, r"different 'times'"),
     (_eeg(n_img=1), _eeg(), r"at least 2 images"),
@@ -195,8 +195,7 @@ def test_local_images_from_zips_or_unpacked_folders(unpacked, tmp_path):
     # an image listed in the metadata but absent is found before any embedding
     victim = next((out2 / "test_images").rglob("*.jpg"))
     victim.unlink()
-    with pytest.raises(DataError, match=r"1 image\(s\) listed in image_metadata.npy are "
-                                        r"missing"):
+    with pytest.raises(DataError, match=r"image_metadata.npy.*missing.*" + victim.name):
         release.check_images(out2)
 
 

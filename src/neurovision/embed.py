@@ -176,24 +176,41 @@ def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = 
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=None, device=device)
     else:
+        # --- pretrained weights: a checkpoint file, or an OpenCLIP tag (issue 4) ---
         is_file = os.path.isfile(pretrained)
         if not is_file and pretrained not in open_clip.list_pretrained_tags_by_model(model_name):
-            if os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors")):
+            if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin",
+                                                            ".safetensors")):
                 raise DataError(f"params: embed.pretrained: checkpoint file {pretrained!r} "
-                                f"not found")
+                                f"not found (a relative path starts at the project root, "
+                                f"where dvc runs; the working directory is {os.getcwd()})")
             tags = open_clip.list_pretrained_tags_by_model(model_name)
             raise DataError(f"params: embed.pretrained: expected one of {tags} for "
                             f"{model_name}, a checkpoint path, or 'none', got {pretrained!r}")
         try:
+            # open_clip reads a checkpoint file with torch.load(weights_only=True): tensors only
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=pretrained, device=device)
         except Exception as exc:  # network, hub or checkpoint failures all land here
+            if is_file:
+                raise DataError(
+                    f"embed: checkpoint {pretrained} could not be loaded into {model_name} "
+                    f"({type(exc).__name__}: {exc}); expected the state_dict of an OpenCLIP "
+                    f"{model_name} (torch.save or .safetensors), e.g. the "
+                    f"open_clip_pytorch_model.bin of its Hugging Face repository") from exc
+            cfg = open_clip.get_pretrained_cfg(model_name, pretrained) or {}
+            hub = (cfg.get("hf_hub") or "").strip("/")
+            where = (f"https://huggingface.co/{hub} (file open_clip_pytorch_model.bin or "
+                     f"open_clip_model.safetensors)" if hub else cfg.get("url") or "its URL")
             raise DataError(
-                f"embed: could not load weights {model_name}/{pretrained}: {exc}. With no "
-                f"network, download the weights elsewhere (python -c \"import open_clip; "
+                f"embed: cannot fetch the weights {model_name}/{pretrained} "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). Either pre-download "
+                f"them where there is network access: python -c \"import open_clip; "
                 f"open_clip.create_model_and_transforms('{model_name}', "
-                f"pretrained='{pretrained}')\" fills the Hugging Face cache, which you can copy), "
-                f"or set embed.pretrained to the path of a checkpoint file.") from exc
+                f"pretrained='{pretrained}')\" fills the Hugging Face cache "
+                f"(~/.cache/huggingface), which you can copy to this machine (then set "
+                f"HF_HUB_OFFLINE=1); or download the checkpoint from {where} and set "
+                f"embed.pretrained to that file's path.") from exc
         log.info("embed: %s with pretrained weights %s", model_name, pretrained)
     model.eval()
     return Encoder(model=model, preprocess=preprocess, name=model_name, pretrained=pretrained)

@@ -73,8 +73,8 @@ def open_archive(path: str | Path) -> zipfile.ZipFile:
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise DataError(f"{path}: not a readable zip archive: truncated or corrupt ({exc}). "
-                        f"Delete it and rerun to fetch it again") from exc
+        raise DataError(f"{path}: not a readable zip archive: truncated or corrupt ({exc}); "
+                        f"replace it with a complete copy") from exc
     bad = [i.filename for i in zf.infolist() if unsafe_member(i.filename)]
     if bad:
         zf.close()
@@ -111,8 +111,8 @@ def extract_members(archive: str | Path, wanted: dict[str, str | Path],
                             bar.update(len(block))
                 except (zipfile.BadZipFile, EOFError, zlib.error, RuntimeError,
                         NotImplementedError) as exc:
-                    raise DataError(f"{archive}: member {member} is corrupt ({exc}); delete "
-                                    f"the archive and rerun to fetch it again") from exc
+                    raise DataError(f"{archive}: member {member} is corrupt ({exc}); the "
+                                    f"archive is damaged: replace it with a good copy") from exc
                 if Path(tmp).stat().st_size != info.file_size:
                     raise DataError(f"{archive}: member {member} is truncated: "
                                     f"{Path(tmp).stat().st_size} of {info.file_size} bytes")
