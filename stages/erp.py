@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
-from neurovision.erp import erp_features, load_epochs
+from neurovision.erp import check_same_times, erp_features, load_epochs
 from neurovision.io import save_json, save_npy
 from neurovision.stage import params_from, parser, run
 
@@ -31,8 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     raw = Path(args.raw)
     train_ep = load_epochs(raw / "preprocessed_eeg_training.npy")
     train = erp_features(train_ep, p)
+    train_times, train_source = train_ep.times, train_ep.source
     del train_ep
     test_ep = load_epochs(raw / "preprocessed_eeg_test.npy")
+    check_same_times(test_ep.times, train_times, test_ep.source, train_source)
     test = erp_features(test_ep, p)
     if p.standardize:
         scaler = StandardScaler().fit(train)  # training rows only

@@ -51,7 +51,14 @@ def main(argv: list[str] | None = None) -> None:
                         f"test embeddings, {args.metadata}: {len(meta['test_img_files'])} test "
                         f"images; expected the same number")
     mapper = joblib.load(args.model)  # our own output, written by train@N
+    n_in = getattr(mapper, "n_features_in_", None)
+    if n_in is not None and x.shape[1] != n_in:
+        raise DataError(f"{args.features}: expected {n_in} features per trial (what "
+                        f"{args.model} was trained on), got {x.shape[1]}; rerun dvc repro")
     pred = np.asarray(mapper.predict(x), dtype=np.float64)
+    if pred.shape[1] != gallery.shape[1]:
+        raise DataError(f"{args.gallery}: expected {pred.shape[1]} dimensions (the outputs of "
+                        f"{args.model}), got {gallery.shape[1]}; rerun dvc repro")
     scores = cosine_scores(pred, gallery)
     metrics = {"subject": args.subject, "protocol": params.train.protocol,
                "mapper": params.train.mapper, **retrieval_metrics(scores)}

@@ -10,7 +10,7 @@ import joblib
 import numpy as np
 from sklearn.decomposition import PCA
 
-from neurovision.errors import ParamError
+from neurovision.errors import DataError, ParamError
 from neurovision.io import atomic_path, load_npy, save_npy
 from neurovision.stage import params_from, parser, run
 
@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     p = params_from(args).pca
     train = load_npy(Path(args.embeds) / "train.npy")
     test = load_npy(Path(args.embeds) / "test.npy")
+    if train.ndim != 2 or test.ndim != 2 or train.shape[1] != test.shape[1]:
+        raise DataError(f"{Path(args.embeds) / 'test.npy'}: expected {train.shape[-1]} "
+                        f"dimensions per image (train.npy has shape {train.shape}), got shape "
+                        f"{test.shape}")
     if p.n_components is None:
         pca = None
         out_train, out_test = train, test

@@ -34,11 +34,11 @@ def load_epochs(path: str | Path) -> Epochs:
     d = load_npy_dict(path, EEG_KEYS)
     data = d["preprocessed_eeg_data"]
     if not isinstance(data, np.ndarray) or data.dtype.kind not in "fiu":
-        raise DataError(f"{path}: 'preprocessed_eeg_data' must be a numeric array, got "
+        raise DataError(f"{path}: expected a numeric array in 'preprocessed_eeg_data', got "
                         f"{type(data).__name__} {getattr(data, 'dtype', '')}")
     if data.ndim != 4:
-        raise DataError(f"{path}: 'preprocessed_eeg_data' must have 4 axes (image, repetition, "
-                        f"channel, time), got shape {data.shape}")
+        raise DataError(f"{path}: expected 4 axes (image, repetition, channel, time) in "
+                        f"'preprocessed_eeg_data', got shape {data.shape}")
     ch_names = tuple(str(c) for c in np.asarray(d["ch_names"]).tolist())
     times = np.asarray(d["times"], dtype=np.float64)
     n_img, n_rep, n_ch, n_t = data.shape
@@ -46,35 +46,60 @@ def load_epochs(path: str | Path) -> Epochs:
         raise DataError(f"{path}: expected at least one image and one repetition, got shape "
                         f"{data.shape} (image, repetition, channel, time)")
     if len(ch_names) != n_ch:
-        raise DataError(f"{path}: 'ch_names' lists {len(ch_names)} channels, the data has "
-                        f"{n_ch} on axis 2 (channel)")
+        raise DataError(f"{path}: 'ch_names' lists {len(ch_names)} channels, expected {n_ch} "
+                        f"(the channels on axis 2 of the data)")
     if len(set(ch_names)) != len(ch_names):
         dup = sorted({c for c in ch_names if ch_names.count(c) > 1})
-        raise DataError(f"{path}: 'ch_names' repeats channel(s) {dup}")
+        raise DataError(f"{path}: expected unique 'ch_names', got {dup} repeated")
     if times.ndim != 1 or len(times) != n_t:
-        raise DataError(f"{path}: 'times' has {times.size} values, the data has {n_t} samples "
-                        f"on axis 3 (time)")
+        raise DataError(f"{path}: 'times' has {times.size} values, expected {n_t} (the samples "
+                        f"on axis 3 of the data, time)")
     if not np.all(np.diff(times) > 0):
-        raise DataError(f"{path}: 'times' must increase strictly")
+        raise DataError(f"{path}: expected strictly increasing 'times', got a decrease or a "
+                        f"repeat at index {int(np.argmin(np.diff(times) > 0)) + 1}")
     return Epochs(data=data, ch_names=ch_names, times=times, source=str(path))
+
+
+def check_same_times(times: np.ndarray, reference: np.ndarray, source: str,
+                     reference_source: str) -> None:
+    """The test file must sample the epoch exactly like the training file."""
+    if times.shape == reference.shape and np.allclose(times, reference, rtol=0, atol=1e-9):
+        return
+    where = ""
+    if times.shape == reference.shape:
+        k = int(np.argmax(~np.isclose(times, reference, rtol=0, atol=1e-9)))
+        where = f", first differing at sample {k} ({times[k]:.3f} vs {reference[k]:.3f} s)"
+    raise DataError(f"{source}: expected the same 'times' as {reference_source} "
+                    f"({len(reference)} samples, {reference[0]:.3f} .. {reference[-1]:.3f} s), "
+                    f"got {len(times)} samples, {times[0]:.3f} .. {times[-1]:.3f} s{where}")
 
 
 def channel_indices(ch_names: tuple[str, ...], wanted: tuple[str, ...], source: str) -> np.ndarray:
     """Positions of ``wanted`` channels in ``ch_names``, selected by name."""
     missing = [c for c in wanted if c not in ch_names]
     if missing:
-        raise DataError(f"{source}: erp.channels asks for {missing}, which the file lacks; it "
-                        f"has {list(ch_names)}")
+        raise DataError(f"{source}: erp.channels asks for {missing}, which the file lacks: "
+                        f"expected {missing} among its channels, got ch_names {list(ch_names)}")
     return np.array([ch_names.index(c) for c in wanted], dtype=int)
 
 
 def time_mask(times: np.ndarray, tmin: float, tmax: float, what: str, source: str) -> np.ndarray:
-    """Boolean mask of samples with tmin <= t <= tmax (with a half-sample tolerance)."""
+    """Boolean mask of samples with tmin <= t <= tmax (with a 1%-of-a-sample tolerance).
+
+    The window must lie inside the epoch, which spans ``times[0]`` to one sample period
+    after ``times[-1]`` (the release's 100 samples at -0.2 .. 0.79 s cover -0.2 .. 0.8 s).
+    """
+    dt = 0.0 if len(times) < 2 else float(np.median(np.diff(times)))
     eps = 1e-6 if len(times) < 2 else 0.01 * float(np.min(np.diff(times)))
     mask = (times >= tmin - eps) & (times <= tmax + eps)
+    start, end = float(times[0]), float(times[-1]) + dt
     if not mask.any():
-        raise DataError(f"{source}: {what} [{tmin}, {tmax}] s holds no sample; the epoch spans "
-                        f"{times[0]:.3f} .. {times[-1]:.3f} s")
+        raise DataError(f"{source}: {what} [{tmin}, {tmax}] s holds no sample: expected a window "
+                        f"inside the epoch ({start:.3f} .. {end:.3f} s), got [{tmin}, {tmax}] s")
+    if tmin < start - eps or tmax > end + eps:
+        raise DataError(f"{source}: {what} [{tmin}, {tmax}] s reaches outside the epoch: "
+                        f"expected a window inside the epoch ({start:.3f} .. {end:.3f} s), got "
+                        f"[{tmin}, {tmax}] s")
     return mask
 
 
@@ -87,8 +112,11 @@ def erp_features(epochs: Epochs, p: ErpParams) -> np.ndarray:
     """
     data = epochs.data
     if not np.isfinite(data).all():
-        bad = int((~np.isfinite(data)).sum())
-        raise DataError(f"{epochs.source}: the EEG holds {bad} NaN or Inf value(s)")
+        bad = ~np.isfinite(data)
+        i, r, c, t = (int(v[0]) for v in np.nonzero(bad))
+        raise DataError(f"{epochs.source}: expected finite values in the EEG, got "
+                        f"{int(bad.sum())} NaN or Inf value(s) (first at image {i}, repetition "
+                        f"{r}, channel '{epochs.ch_names[c]}', time {epochs.times[t]:.3f} s)")
     chans = channel_indices(epochs.ch_names, p.channel_list(), epochs.source)
     erp = data.mean(axis=REP_AXIS)  # (image, channel, time)
     erp = erp[:, chans, :]
@@ -100,8 +128,8 @@ def erp_features(epochs: Epochs, p: ErpParams) -> np.ndarray:
     erp = erp[:, :, tmask]
     n_bins = erp.shape[2] // p.bin_size
     if n_bins == 0:
-        raise DataError(f"{epochs.source}: erp.bin_size={p.bin_size} exceeds the "
-                        f"{erp.shape[2]} samples in the time window")
+        raise DataError(f"{epochs.source}: erp.bin_size: expected at most {erp.shape[2]} (the "
+                        f"samples in erp.tmin..erp.tmax), got {p.bin_size}")
     erp = erp[:, :, : n_bins * p.bin_size]
     erp = erp.reshape(erp.shape[0], erp.shape[1], n_bins, p.bin_size).mean(axis=3)
     return erp.reshape(erp.shape[0], -1)

@@ -25,12 +25,49 @@ from neurovision.errors import DataError
 # Atomic writes
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def _clear_stale(final: Path) -> None:
+    """Remove temporaries that a killed writer of ``final`` left next to it.
+
+    Temporary names are ``.<name>.<pid>.<random>.tmp`` (or ``.old``); one whose process no
+    longer exists can never be completed, so the next writer deletes it.  Temporaries of a
+    live process (a concurrent writer) are left alone.
+    """
+    prefix = f".{final.name}."
+    try:
+        siblings = list(final.parent.iterdir())
+    except OSError:
+        return
+    for p in siblings:
+        name = p.name
+        if not (name.startswith(prefix) and name.endswith((".tmp", ".old"))):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; rename it to ``final`` on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    _clear_stale(final)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -46,11 +83,13 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; it replaces ``final`` only on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    _clear_stale(final)
+    prefix = f".{final.name}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+            old = Path(tempfile.mkdtemp(prefix=prefix, suffix=".old", dir=final.parent))
             os.replace(final, old / "x")
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
@@ -72,11 +111,13 @@ def load_npy(path: str | Path) -> np.ndarray:
     """Load a plain ``.npy`` array written by this pipeline (never unpickles)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found (run the stage that writes it: dvc repro)")
+        raise DataError(f"{path}: file not found (expected the output of an earlier stage: "
+                        f"run dvc repro)")
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: expected a plain .npy array, could not read it: {exc}") from exc
+        raise DataError(f"{path}: expected a plain .npy array, got {path.stat().st_size} bytes "
+                        f"numpy cannot read ({exc})") from exc
 
 
 def save_json(path: str | Path, obj: Any) -> None:
@@ -87,11 +128,12 @@ def save_json(path: str | Path, obj: Any) -> None:
 def load_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found (run the stage that writes it: dvc repro)")
+        raise DataError(f"{path}: file not found (expected the output of an earlier stage: "
+                        f"run dvc repro)")
     try:
         return json.loads(path.read_text())
     except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: expected JSON, could not read it: {exc}") from exc
+        raise DataError(f"{path}: expected JSON, got text that does not parse ({exc})") from exc
 
 
 def save_npy_dict(path: str | Path, obj: dict) -> None:
@@ -181,8 +223,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _ALLOWED[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(
-                f"refused to load global '{module}.{name}': only numpy arrays, dicts, lists, "
-                f"strings and numbers are allowed") from None
+                f"refused to load global '{module}.{name}': expected only numpy arrays, "
+                f"dicts, lists, strings and numbers") from None
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("refused persistent id")
@@ -209,7 +251,8 @@ def load_npy_dict(path: str | Path, required_keys: tuple[str, ...] = ()) -> dict
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: file not found (expected a file here)")
+    size = path.stat().st_size
     try:
         with open(path, "rb") as f:
             try:
@@ -219,7 +262,8 @@ def load_npy_dict(path: str | Path, required_keys: tuple[str, ...] = ()) -> dict
                 else:
                     shape, _, dtype = np.lib.format.read_array_header_2_0(f)
             except (ValueError, OSError, EOFError) as exc:
-                raise DataError(f"{path}: not a readable .npy file ({exc})") from exc
+                raise DataError(f"{path}: expected a .npy file (a saved dict), got {size} bytes "
+                                f"without a readable .npy header ({exc})") from exc
             if not dtype.hasobject or shape != ():
                 raise DataError(f"{path}: expected a saved dict (0-d object array), got an "
                                 f"array of shape {shape} and dtype {dtype}")
@@ -228,11 +272,14 @@ def load_npy_dict(path: str | Path, required_keys: tuple[str, ...] = ()) -> dict
     except DataError:
         raise
     except pickle.UnpicklingError as exc:
-        raise DataError(f"{path}: {exc}") from exc
+        if str(exc).startswith("refused"):
+            raise DataError(f"{path}: {exc}") from exc
+        raise DataError(f"{path}: expected a complete saved dict, got a truncated or corrupt "
+                        f"pickle payload in {size} bytes ({exc})") from exc
     except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError,
             MemoryError, OSError) as exc:
-        raise DataError(f"{path}: truncated or corrupt pickle payload ({type(exc).__name__}: "
-                        f"{exc})") from exc
+        raise DataError(f"{path}: expected a complete saved dict, got a truncated or corrupt "
+                        f"pickle payload in {size} bytes ({type(exc).__name__}: {exc})") from exc
     obj = _materialize(top)
     if isinstance(obj, np.ndarray) and obj.shape == () and obj.dtype == object:
         obj = obj.item()

@@ -24,13 +24,27 @@ def params_from(args: argparse.Namespace) -> Params:
     return load_params(args.params)
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` as one line, without any traceback text.
+
+    torch's DataLoader re-raises an exception from a worker process as the same type with the
+    worker's traceback as its message ("Caught DataError in DataLoader worker process 0.
+    Original Traceback ..."); the original message is the traceback's last line.
+    """
+    msg = str(exc).strip()
+    if "\nOriginal Traceback" in msg:
+        last = msg.splitlines()[-1]
+        msg = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(msg.split())
+
+
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
-    """Run a stage's ``main``; a :class:`NeurovisionError` becomes one message and exit 1."""
+    """Run a stage's ``main``; a :class:`NeurovisionError` becomes one line and exit 1."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
         main(argv)
     except NeurovisionError as exc:
-        log.error("%s", exc)
+        log.error("%s", one_line(exc))
         return 1
     return 0
