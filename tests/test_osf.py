@@ -293,3 +293,10 @@ def test_things_eeg2_source_feeds_dvc_repro(server, tmp_path):
     assert "Running stage 'download@1'" in out
     assert {name: len(server.state.downloads(name)) for name in fetched} == fetched
     assert "up to date" in dvc(root, "repro").stdout
+
+
+def test_file_without_hashes_is_not_downloaded(server, tmp_path):
+    server.state.add("anp5v", "sub-04.zip", b"whatever", hashes={"md5": None, "sha256": None})
+    with pytest.raises(DataError, match=r"OSF reports no md5 or sha256 for anp5v/sub-04.zip"):
+        osf.fetch_files("anp5v", ["sub-04.zip"], tmp_path, params(server), progress=False)
+    assert server.state.downloads("sub-04.zip") == [] and files_in(tmp_path / "anp5v") == []

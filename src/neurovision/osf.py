@@ -339,6 +339,9 @@ def fetch(session: OsfSession, remote: RemoteFile, dest: str | Path,
           progress: bool = True) -> Path:
     """Download ``remote`` to ``dest`` (verified), unless a verified copy is already there."""
     dest = Path(dest)
+    if not remote.hashes:  # fail before downloading what could never be verified
+        raise DataError(f"OSF reports no md5 or sha256 for {remote.component}{remote.path}: "
+                        f"cannot verify a download of it")
     if _stamp_matches(dest, remote.hashes):
         log.info("%s: already downloaded and verified (%s)", remote.name, dest)
         return dest
