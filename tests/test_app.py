@@ -131,7 +131,8 @@ def test_k_slider_and_random_trial(outputs, monkeypatch):
 def test_overview_shows_metrics_with_chance(outputs, monkeypatch):
     at = run_app(monkeypatch, "--root", str(outputs))
     summary = json.loads((outputs / "metrics/retrieval.json").read_text())
-    top1 = next(m for m in at.metric if m.label == "top-1")
+    top1 = next(m for m in at.metric if m.label.startswith("top-1 "))
+    assert top1.label == f"top-1 (chance {1 / N_TEST:.1%})"
     assert top1.value == f"{summary['top1']:.1%}"
     table = at.dataframe[0].value
     assert list(table["metric"])[:3] == ["top1", "top5", "top10"]
@@ -423,3 +424,22 @@ def test_cli_parses_subcommands(monkeypatch):
 def test_console_script_is_declared():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'neurovision = "neurovision.cli:main"' in text
+
+
+def test_link_opens_a_given_trial_and_ignores_bad_values(outputs, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["streamlit_app.py", "--root", str(outputs)])
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["subject"] = "2"
+    at.query_params["trial"] = "7"
+    at.run()
+    no_failure(at)
+    assert at.selectbox(key="subject").value == 2 and at.selectbox(key="trial").value == 7
+    assert rank_shown(at) == trials_of(outputs, 2)[7]["rank"]
+    for bad in ({"subject": "9", "trial": "1"}, {"subject": "1", "trial": "../../etc"},
+                {"subject": "1", "trial": "99"}):
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        for k, v in bad.items():
+            at.query_params[k] = v
+        at.run()
+        no_failure(at)
+        assert (at.selectbox(key="subject").value, at.selectbox(key="trial").value) == (1, 0)

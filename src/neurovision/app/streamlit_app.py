@@ -88,12 +88,31 @@ def pick_random(n: int) -> None:
     st.session_state["trial"] = random.SystemRandom().choice(choices)
 
 
+def apply_query_params(subjects: list[int], n_test: int) -> None:
+    """Once per session: start at ``?subject=S&trial=I`` if both name an existing trial.
+
+    Only integers from the known lists are accepted; anything else is ignored.
+    """
+    if st.session_state.get("_query_applied"):
+        return
+    st.session_state["_query_applied"] = True
+    qp = st.query_params
+    try:
+        subject = int(qp.get("subject", subjects[0]))
+        trial = int(qp.get("trial", 0))
+    except ValueError:
+        return
+    if subject in subjects and 0 <= trial < n_test:
+        st.session_state["subject"], st.session_state["trial"] = subject, trial
+
+
 def trial_view(res: Results) -> None:
     subjects = res.ready_subjects()
     absent = [s for s in res.subjects if s not in subjects]
     if absent:
         st.caption("No rankings yet for " + ", ".join(
             f"sub-{s:02d} (`dvc repro evaluate@{s}`)" for s in absent))
+    apply_query_params(subjects, res.n_test)
     c1, c2, c3, c4 = st.columns([1, 3, 1, 2], vertical_alignment="bottom")
     subject = c1.selectbox("Subject", subjects, format_func=lambda s: f"sub-{s:02d}",
                            key="subject")
@@ -108,6 +127,7 @@ def trial_view(res: Results) -> None:
     c3.button("Random trial", key="random", on_click=pick_random, args=(n,))
     k_max = min(res.top_k, len(trials[trial]["top_indices"]))
     k = c4.slider("K, results shown", 1, k_max, value=k_max, key="k") if k_max > 1 else 1
+    st.query_params.update({"subject": str(subject), "trial": str(trial)})  # shareable link
     t = trials[trial]
 
     left, right = st.columns([1, 3], gap="large")
@@ -234,8 +254,8 @@ def overview(res: Results) -> None:
     cols = st.columns(len(TOP_METRICS))
     for col, (key, label) in zip(cols, TOP_METRICS):
         if summary.get(key) is not None:
-            col.metric(label, f"{summary[key]:.1%}", f"chance {summary[f'{key}_chance']:.1%}",
-                       delta_color="off")
+            col.metric(f"{label} (chance {summary[f'{key}_chance']:.1%})",
+                       f"{summary[key]:.1%}")
     st.dataframe(summary_table(summary), hide_index=True, width="stretch")
 
     per_subject = [res.subject_metrics(s) for s in subjects if res.has("metrics", s)]
@@ -289,7 +309,7 @@ def best_worst(res: Results, subjects: list[int], n_show: int = GRID_COLUMNS) ->
         cols = st.columns(GRID_COLUMNS)
         for j, row in enumerate(rows.itertuples()):
             cols[j % GRID_COLUMNS].image(
-                res.image(int(row.trial)), width="stretch",
+                res.image(int(row.trial)), width=140,
                 caption=f"{concept_name(row.concept)} · mean rank {row.mean_rank:.1f}")
 
 

@@ -1,0 +1,151 @@
+"""The explorer in a real browser: `neurovision app` on 127.0.0.1, headless Chromium.
+
+Uses Debian's chromium and chromium-driver (installed by .ci/run).  Skipped only where no
+chromium binary exists; under CI (CI=true) a missing browser is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from appdata import TOP_K, make_outputs
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium"
+                                        if Path("/usr/bin/chromium").exists() else None)
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI", "").lower() != "true",
+                       reason="no chromium binary (apt-get install chromium chromium-driver)"),
+]
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1400,1700", "--hide-scrollbars"]
+LOADED_RESULTS = ("return Array.from(document.querySelectorAll('.st-key-results img'))"
+                  ".filter(i => i.complete && i.naturalWidth > 0).length")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """Start `neurovision app` on a free port of 127.0.0.1; return it once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neurovision.cli", "app", "--root", str(root), "--port",
+         str(port), "--address", "127.0.0.1", "--no-browser"],
+        stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the app exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise AssertionError(f"the app did not answer within 60 s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory) -> Path:
+    return make_outputs(tmp_path_factory.mktemp("outputs"))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    assert CHROMIUM, "CI must have chromium: apt-get install chromium chromium-driver"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS + [f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def app(tmp_path):
+    procs = []
+
+    def start(root: Path) -> str:
+        proc, url = serve(root, tmp_path / f"app{len(procs)}.log")
+        procs.append(proc)
+        return url
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def error_boxes(driver) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"], '
+                                                  '[data-testid="stAlertContentError"]')
+    return [e.text for e in found]
+
+
+def test_browser_shows_title_k_images_and_no_error(outputs, browser, app, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url = app(outputs)
+    t0 = time.monotonic()
+    browser.get(url)
+    WebDriverWait(browser, 90).until(lambda d: d.execute_script(LOADED_RESULTS) >= TOP_K)
+    loaded = time.monotonic() - t0
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stVegaLiteChart"]')) >= 2)
+    shot = tmp_path / "explorer.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    print(f"page with {TOP_K} result images in {loaded:.1f} s; screenshot {shot}")
+
+    assert browser.title == "neurovision explorer"
+    assert browser.find_element(By.TAG_NAME, "h1").text == "neurovision explorer"
+    assert browser.execute_script(LOADED_RESULTS) == TOP_K
+    assert error_boxes(browser) == []
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+    rank = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text
+    trials = json.loads((outputs / "metrics/subjects/sub-1/trials.json").read_text())
+    assert int(rank) == trials[0]["rank"]
+
+
+def test_browser_detects_an_error_box(outputs, browser, app, tmp_path):
+    """The negative control of the check above: a broken output does show an error box."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    broken = tmp_path / "broken"
+    shutil.copytree(outputs, broken)
+    (broken / "metrics/subjects/sub-1/trials.json").write_text("[]")
+    browser.get(app(broken))
+    WebDriverWait(browser, 90).until(lambda d: error_boxes(d))
+    assert any("expected a list of 12 trials" in text for text in error_boxes(browser))
+    assert browser.execute_script(LOADED_RESULTS) == 0
