@@ -443,3 +443,20 @@ def test_link_opens_a_given_trial_and_ignores_bad_values(outputs, monkeypatch):
         at.run()
         no_failure(at)
         assert (at.selectbox(key="subject").value, at.selectbox(key="trial").value) == (1, 0)
+
+
+def test_a_rerun_of_the_pipeline_is_picked_up(outputs, tmp_path, monkeypatch):
+    import os
+    root = tmp_path / "p"
+    shutil.copytree(outputs, root)
+    (root / "dvc.lock").write_text("schema: '2.0'\n")
+    at = run_app(monkeypatch, "--root", str(root))
+    path = root / "metrics/subjects/sub-1/trials.json"
+    trials = json.loads(path.read_text())
+    assert rank_shown(at) == trials[0]["rank"]
+    trials[0]["rank"] = trials[0]["rank"] % N_TEST + 1  # as if evaluate@1 had rerun
+    path.write_text(json.dumps(trials))
+    stat = (root / "dvc.lock").stat()
+    os.utime(root / "dvc.lock", (stat.st_atime, stat.st_mtime + 10))
+    at = run_app(monkeypatch, "--root", str(root))
+    assert rank_shown(at) == trials[0]["rank"]

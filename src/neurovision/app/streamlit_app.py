@@ -39,10 +39,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-@st.cache_resource(show_spinner="Opening the results…")
-def get_results(kind: str, root: str) -> Results:
-    """One :class:`Results` per source, shared by all sessions (its loads are memoised)."""
+@st.cache_resource(show_spinner="Opening the results…", max_entries=4)
+def get_results(kind: str, root: str, stamp: float) -> Results:
+    """One :class:`Results` per source and version, shared by all sessions (its loads are
+    memoised); ``stamp`` changes when the pipeline reruns, so new outputs are read afresh."""
     return Results(root, kind)
+
+
+def version_stamp(kind: str, root: Path) -> float:
+    """Modification time of the file every rerun rewrites (dvc.lock, or the manifest)."""
+    names = ("manifest.json",) if kind == "bundle" else ("dvc.lock", "params.yaml")
+    times = [(root / n).stat().st_mtime for n in names if (root / n).is_file()]
+    return max(times, default=0.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -341,10 +349,9 @@ def main(argv: list[str] | None = None) -> None:
     st.set_page_config(page_title=TITLE, page_icon="🧠", layout="wide")
     st.title(TITLE)
     try:
-        if args.bundle:
-            res = get_results("bundle", str(Path(args.bundle).resolve()))
-        else:
-            res = get_results("pipeline", str(Path(args.root).resolve()))
+        kind = "bundle" if args.bundle else "pipeline"
+        root = Path(args.bundle if args.bundle else args.root).resolve()
+        res = get_results(kind, str(root), version_stamp(kind, root))
         res.check_ready()
     except MissingOutput as exc:
         missing_page(exc)
