@@ -1,20 +1,32 @@
-"""DVC stage embed: L2-normalised OpenCLIP embeddings of the training and test images."""
+"""DVC stage embed: L2-normalised OpenCLIP embeddings of the training and test images.
+
+Finished chunks are kept in --cache-dir (not a DVC output, so it survives DVC deleting
+the outputs before a rerun): a killed run resumes where it stopped, with the same result.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 from neurovision import __version__
-from neurovision.embed import ImageSource, embed_images, image_members, load_encoder, load_metadata
+from neurovision.embed import (ImageSource, embed_images, image_members, load_encoder,
+                               load_metadata, precision_fidelity,
+                               prefer_sleeping_openmp_threads)
 from neurovision.io import atomic_dir, save_json, save_npy
 from neurovision.stage import params_from, parser, run
 
+log = logging.getLogger("neurovision.embed")
+
 
 def main(argv: list[str] | None = None) -> None:
+    prefer_sleeping_openmp_threads()  # before torch is imported (no effect if it already is)
     ap = parser(__doc__)
     ap.add_argument("--images", required=True, help="directory with image_metadata.npy and zips")
     ap.add_argument("--out", required=True, help="directory for train.npy, test.npy, provenance")
+    ap.add_argument("--cache-dir", default=None,
+                    help="directory for resumable chunks (default: no cache)")
     args = ap.parse_args(argv)
     p = params_from(args).embed
     images = Path(args.images)
@@ -24,17 +36,28 @@ def main(argv: list[str] | None = None) -> None:
     for split in sources:
         sources[split].check(members[split])
     encoder = load_encoder(p.model, p.pretrained, seed=p.seed)
+    fidelity = None
+    if p.precision != "float32":
+        fidelity = precision_fidelity(encoder, sources["test"], members["test"], p.precision,
+                                      threads=p.threads, blur_sigma=p.blur_sigma)
+        log.warning("embed.precision %s: cosine to float32 on %d test images: min %.6f, "
+                    "mean %.6f", p.precision, fidelity["n_images"],
+                    fidelity["min_cosine_to_float32"], fidelity["mean_cosine_to_float32"])
     with atomic_dir(args.out) as tmp:
         for split in ("test", "train"):
             emb = embed_images(encoder, sources[split], members[split], p.batch_size,
-                               p.num_workers)
+                               p.num_workers, threads=p.threads, precision=p.precision,
+                               blur_sigma=p.blur_sigma, chunk_size=p.chunk_size,
+                               cache_dir=args.cache_dir)
             save_npy(tmp / f"{split}.npy", emb)
         import open_clip
         import torch
         save_json(tmp / "provenance.json", {
             "model": p.model, "pretrained": p.pretrained,
             "seed": p.seed if p.pretrained.lower() == "none" else None,
-            "transform": repr(encoder.preprocess), "l2_normalised": True, "dtype": "float32",
+            "transform": repr(encoder.preprocess), "blur_sigma": p.blur_sigma,
+            "precision": p.precision, "precision_fidelity": fidelity,
+            "batch_size": p.batch_size, "l2_normalised": True, "dtype": "float32",
             "open_clip": open_clip.__version__, "torch": torch.__version__,
             "neurovision": __version__, "dim": int(emb.shape[1]),
             "train_images": members["train"], "test_images": members["test"],

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
 import io
+import json
 import logging
+import math
 import os
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from neurovision.errors import DataError
-from neurovision.io import load_npy_dict
+from neurovision.io import load_npy_dict, save_npy
+from neurovision.params import EMBED_PRECISIONS
 from neurovision.retrieval import l2_normalize
 
 log = logging.getLogger(__name__)
@@ -138,6 +145,21 @@ class ImageSource:
         except OSError as exc:
             raise DataError(f"{path}: cannot read image ({exc.strerror})") from exc
 
+    def fingerprints(self, members: Sequence[str]) -> list[str]:
+        """A content fingerprint per member, for cache keys: the zip directory's CRC-32 and
+        size (nothing is decompressed), or the SHA-256 of a loose file."""
+        if self.kind == "zip":
+            archive = self._archive()
+            out = []
+            for member in members:
+                try:
+                    info = archive.getinfo(member)
+                except KeyError:
+                    raise DataError(f"{self.zip_path}: no member '{member}'") from None
+                out.append(f"crc32:{info.CRC:08x}:{info.file_size}")
+            return out
+        return [f"sha256:{hashlib.sha256(self.read(m)).hexdigest()}" for m in members]
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state["_zip"] = None
@@ -154,6 +176,7 @@ class Encoder:
     preprocess: Any
     name: str
     pretrained: str
+    seed: int | None = None  # the initialisation seed when ``pretrained`` is "none"
 
 
 def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = "cpu") -> Encoder:
@@ -213,38 +236,295 @@ def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = 
                 f"embed.pretrained to that file's path.") from exc
         log.info("embed: %s with pretrained weights %s", model_name, pretrained)
     model.eval()
-    return Encoder(model=model, preprocess=preprocess, name=model_name, pretrained=pretrained)
+    return Encoder(model=model, preprocess=preprocess, name=model_name, pretrained=pretrained,
+                   seed=seed if pretrained.lower() == "none" else None)
 
 
 class _Dataset:
     """torch Dataset: decode + preprocess image i (runs in DataLoader workers)."""
 
-    def __init__(self, source: ImageSource, members: Sequence[str], preprocess: Any):
+    def __init__(self, source: ImageSource, members: Sequence[str], preprocess: Any,
+                 blur_sigma: float = 0.0):
         self.source, self.members, self.preprocess = source, list(members), preprocess
+        self.blur_sigma = blur_sigma  # part of every cache key (see chunk_config)
 
     def __len__(self) -> int:
         return len(self.members)
 
     def __getitem__(self, i: int):
         name = self.members[i]
-        return self.preprocess(decode_image(self.source.read(name), f"{self.source.zip_path}:{name}"
-                                            if self.source.kind == "zip" else name))
+        img = decode_image(self.source.read(name), f"{self.source.zip_path}:{name}"
+                           if self.source.kind == "zip" else name)
+        if self.blur_sigma > 0:  # embed.blur_sigma: the blur prior, in stored-image pixels
+            img = img.filter(ImageFilter.GaussianBlur(self.blur_sigma))
+        return self.preprocess(img)
+
+
+# --------------------------------------------------------------------------------------
+# Machine settings and precision
+
+#: float32 is exact; the others are faster on CPUs with bf16 / int8 support and lossy.
+PRECISIONS = EMBED_PRECISIONS
+
+
+def prefer_sleeping_openmp_threads() -> bool:
+    """Before torch is first imported: let idle OpenMP threads sleep, not spin.
+
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy.  With spinning threads
+    (the default) a 2-core machine shared with other work ran ViT inference at 2 threads
+    5x slower than at 1 thread; sleeping threads removed the penalty (README
+    "Performance").  Call it at the start of a program, never at import; returns whether
+    it could still take effect (torch not yet imported).
+    """
+    import sys
+
+    if "torch" in sys.modules:
+        return False
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return True
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, math.floor(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = None) -> Iterator[int]:
+    """Run torch with ``n`` intra-op threads (None: :func:`usable_cpus`), restored on exit."""
+    import torch
+
+    n = usable_cpus() if n is None else n
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+def inference_model(encoder: Encoder, precision: str) -> tuple[Any, Any]:
+    """(model, input dtype) for ``precision``; float32 is the encoder's own model, untouched.
+
+    ``bfloat16`` casts a copy of the weights; ``int8`` quantises a copy's Linear layers
+    dynamically (weights int8, activations quantised per batch).  Both change the numbers:
+    :func:`precision_fidelity` measures by how much.
+    """
+    import torch
+
+    if precision == "float32":
+        return encoder.model, torch.float32
+    if precision == "bfloat16":
+        return copy.deepcopy(encoder.model).to(torch.bfloat16), torch.bfloat16
+    if precision == "int8":
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.ao.quantization.quantize_dynamic(
+                encoder.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+        return model, torch.float32
+    raise DataError(f"params: embed.precision: expected one of {list(PRECISIONS)}, got "
+                    f"{precision!r}")
+
+
+# --------------------------------------------------------------------------------------
+# Resumable embedding: a chunk cache keyed by everything that determines the numbers
+
+#: Bump when the meaning of a cached chunk changes.
+CACHE_FORMAT = 1
+
+
+def _sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def chunk_config(encoder: Encoder, *, precision: str = "float32", blur_sigma: float = 0.0,
+                 batch_size: int = 64) -> dict:
+    """What, besides the images, determines a chunk's embeddings to the last bit.
+
+    Model, weights (tag, checkpoint content, or random-init seed), transform, blur,
+    precision, batch size (batch composition can change the last bits of a matmul) and the
+    library versions.  Thread count and worker count do not enter: they do not change the
+    result.
+    """
+    import open_clip
+    import torch
+
+    if encoder.pretrained.lower() == "none":
+        weights = f"random-init seed={encoder.seed}"
+    elif os.path.isfile(encoder.pretrained):
+        weights = f"checkpoint sha256={_sha256_file(encoder.pretrained)}"
+    else:
+        weights = f"open_clip tag={encoder.pretrained}"
+    return {"format": CACHE_FORMAT, "model": encoder.name, "weights": weights,
+            "transform": repr(encoder.preprocess), "blur_sigma": float(blur_sigma),
+            "precision": precision, "batch_size": int(batch_size),
+            "torch": torch.__version__, "open_clip": open_clip.__version__}
+
+
+def chunk_key(config: dict, members: Sequence[str], fingerprints: Sequence[str]) -> str:
+    """Cache key of one chunk: the config plus each image's name and content fingerprint."""
+    blob = json.dumps({"config": config, "images": [[m, f] for m, f in zip(members, fingerprints)]},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ChunkCache:
+    """Finished chunks of raw (not yet normalised) embeddings, one ``<key>.npy`` each.
+
+    Lives outside the DVC outputs (DVC deletes a stage's outputs before rerunning it), is
+    written atomically (a killed run leaves no partial chunk), and never needs invalidating:
+    a change of anything that matters changes the key.
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def path(self, key: str) -> Path:
+        return self.root / f"{key}.npy"
+
+    def load(self, key: str, n_rows: int) -> np.ndarray | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            log.warning("embed cache: recomputing unreadable chunk %s (%s)", path, exc)
+            return None
+        if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[0] != n_rows \
+                or not np.isfinite(arr).all():
+            log.warning("embed cache: recomputing chunk %s (shape %s, dtype %s; expected %d "
+                        "finite float32 rows)", path, arr.shape, arr.dtype, n_rows)
+            return None
+        return arr
+
+    def save(self, key: str, arr: np.ndarray) -> None:
+        save_npy(self.path(key), arr)
+
+    def sweep(self, max_age_s: float = 3600.0) -> None:
+        """Delete temporary files a killed run left behind (older than ``max_age_s``, so a
+        concurrent run's files in progress are kept)."""
+        if not self.root.is_dir():
+            return
+        now = time.time()
+        for tmp in self.root.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > max_age_s:
+                    tmp.unlink()
+
+
+# --------------------------------------------------------------------------------------
+# The embedding loop
 
 
 def embed_images(encoder: Encoder, source: ImageSource, members: Sequence[str],
-                 batch_size: int = 64, num_workers: int = 0, progress: bool = True) -> np.ndarray:
-    """L2-normalised float32 image embeddings (n_images, dim), in ``members`` order."""
+                 batch_size: int = 64, num_workers: int = 0, progress: bool = True, *,
+                 threads: int | None = None, precision: str = "float32",
+                 blur_sigma: float = 0.0, cache_dir: str | Path | None = None,
+                 chunk_size: int = 512) -> np.ndarray:
+    """L2-normalised float32 image embeddings (n_images, dim), in ``members`` order.
+
+    Images are read straight from the source and decoded + preprocessed in ``num_workers``
+    worker processes (0: in this process) while this process encodes batches of
+    ``batch_size`` under ``torch.inference_mode`` with ``threads`` intra-op threads (None:
+    all usable CPUs; the previous setting is restored afterwards).  A ``precision`` other
+    than float32 is lossy and logged; :func:`precision_fidelity` measures the loss.
+
+    With ``cache_dir``, the images are processed in chunks of ``chunk_size`` consecutive
+    members; each finished chunk is stored under :func:`chunk_key` and found chunks are not
+    recomputed, so an interrupted run resumes where it stopped, and its result is
+    byte-identical to an uninterrupted run's (batches never straddle chunks, so every
+    image is encoded in the same batch either way).
+    """
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
+    if precision not in PRECISIONS:
+        raise DataError(f"params: embed.precision: expected one of {list(PRECISIONS)}, got "
+                        f"{precision!r}")
+    members = list(members)
     source.check(members)
-    loader = DataLoader(_Dataset(source, members, encoder.preprocess), batch_size=batch_size,
-                        shuffle=False, num_workers=num_workers)
-    out = []
-    with torch.inference_mode(), tqdm(total=len(members), unit="img", desc="embed",
-                                      disable=not progress) as bar:
-        for batch in loader:
-            out.append(encoder.model.encode_image(batch).float().cpu().numpy())
-            bar.update(len(batch))
-    return l2_normalize(np.concatenate(out, axis=0)).astype(np.float32)
+    if chunk_size < 1 or batch_size < 1:
+        raise ValueError(f"{chunk_size=} and {batch_size=} must be >= 1")
+    bounds = [(s, min(s + chunk_size, len(members))) for s in range(0, len(members), chunk_size)]
+    parts: list[np.ndarray | None] = [None] * len(bounds)
+    cache = keys = None
+    if cache_dir is not None:
+        cache = ChunkCache(cache_dir)
+        cache.sweep()
+        config = chunk_config(encoder, precision=precision, blur_sigma=blur_sigma,
+                              batch_size=batch_size)
+        prints = source.fingerprints(members)
+        keys = [chunk_key(config, members[s:e], prints[s:e]) for s, e in bounds]
+        for i, (s, e) in enumerate(bounds):
+            parts[i] = cache.load(keys[i], e - s)
+        n_hit = sum(p is not None for p in parts)
+        if n_hit:
+            log.info("embed: %d of %d chunks (%d of %d images) found in the cache %s", n_hit,
+                     len(bounds), sum(len(p) for p in parts if p is not None), len(members),
+                     cache.root)
+    # Batches never straddle a chunk boundary; owner[b] is the chunk of batch b.
+    batches, owner = [], []
+    for i, (s, e) in enumerate(bounds):
+        if parts[i] is None:
+            for b in range(s, e, batch_size):
+                batches.append(list(range(b, min(b + batch_size, e))))
+                owner.append(i)
+    done = len(members) - sum(len(b) for b in batches)
+    if batches:
+        if precision != "float32":
+            log.warning("embed: %s inference: faster, not exact (see precision_fidelity)",
+                        precision)
+        model, dtype = inference_model(encoder, precision)
+        loader = DataLoader(_Dataset(source, members, encoder.preprocess, blur_sigma),
+                            batch_sampler=batches, num_workers=min(num_workers, len(batches)))
+        pending: list[np.ndarray] = []
+        with torch_threads(threads), torch.inference_mode(), \
+                tqdm(total=len(members), initial=done, unit="img", desc="embed",
+                     disable=not progress) as bar:
+            for b, batch in enumerate(loader):
+                pending.append(model.encode_image(batch.to(dtype)).float().cpu().numpy())
+                bar.update(len(batch))
+                if b + 1 == len(batches) or owner[b + 1] != owner[b]:
+                    parts[owner[b]] = np.concatenate(pending, axis=0)
+                    pending = []
+                    if cache is not None:
+                        cache.save(keys[owner[b]], parts[owner[b]])
+    return l2_normalize(np.concatenate(parts, axis=0)).astype(np.float32)
+
+
+def precision_fidelity(encoder: Encoder, source: ImageSource, members: Sequence[str],
+                       precision: str, *, n_images: int = 32, batch_size: int = 16,
+                       threads: int | None = None, blur_sigma: float = 0.0) -> dict:
+    """How close ``precision`` embeddings are to float32 ones, on the first ``n_images``.
+
+    Returns the minimum and mean cosine similarity and the maximum absolute difference
+    between the two (L2-normalised) embeddings of each image.
+    """
+    probe = list(members)[:n_images]
+    kw = dict(progress=False, threads=threads, blur_sigma=blur_sigma)
+    ref = embed_images(encoder, source, probe, batch_size, **kw).astype(np.float64)
+    low = embed_images(encoder, source, probe, batch_size, precision=precision,
+                       **kw).astype(np.float64)
+    cos = (ref * low).sum(axis=1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(low, axis=1))
+    return {"precision": precision, "n_images": len(probe),
+            "min_cosine_to_float32": round(float(cos.min()), 6),
+            "mean_cosine_to_float32": round(float(cos.mean()), 6),
+            "max_abs_diff_to_float32": round(float(np.abs(ref - low).max()), 6)}

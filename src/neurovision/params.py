@@ -29,6 +29,7 @@ RELEASE_CHANNELS = (
 SOURCES = ("demo", "things-eeg2", "local")
 MAPPERS = ("ridge", "pls", "mlp")
 PROTOCOLS = ("intra", "inter")
+EMBED_PRECISIONS = ("float32", "bfloat16", "int8")
 
 
 def _check(cond: bool, where: str, expected: str, got: Any) -> None:
@@ -137,15 +138,27 @@ class EmbedParams:
     model: str = "ViT-B-32"
     pretrained: str = "openai"
     batch_size: int = 64
-    num_workers: int = 0
+    num_workers: int = 1  # image-decoding worker processes (0: decode in the main process)
     seed: int = 0
+    blur_sigma: float = 0.0  # Gaussian blur of each image before embedding, pixels; 0 = off
+    # --- speed (issue 7): threads, num_workers, chunk_size never change the result ---
+    threads: Optional[int] = None  # torch intra-op threads; null = all usable CPUs
+    precision: str = "float32"  # float32 (exact) | bfloat16 | int8 (faster, lossy, measured)
+    chunk_size: int = 512  # images per resumable cache chunk
 
     def validate(self, where: str) -> None:
         _check(bool(self.model), f"{where}.model", "an OpenCLIP model name", self.model)
         _check(bool(self.pretrained), f"{where}.pretrained",
                "an OpenCLIP pretrained tag, a checkpoint path, or 'none'", self.pretrained)
         _check(self.batch_size >= 1, f"{where}.batch_size", "an integer >= 1", self.batch_size)
+        _check(self.blur_sigma >= 0 and math.isfinite(self.blur_sigma), f"{where}.blur_sigma",
+               "a finite number of pixels >= 0 (0 = no blur)", self.blur_sigma)
         _check(self.num_workers >= 0, f"{where}.num_workers", "an integer >= 0", self.num_workers)
+        if self.threads is not None:
+            _check(self.threads >= 1, f"{where}.threads", "null or an integer >= 1", self.threads)
+        _check(self.precision in EMBED_PRECISIONS, f"{where}.precision",
+               f"one of {list(EMBED_PRECISIONS)}", self.precision)
+        _check(self.chunk_size >= 1, f"{where}.chunk_size", "an integer >= 1", self.chunk_size)
 
 
 @dataclass(frozen=True)
