@@ -194,9 +194,12 @@ def test_corrupt_rankings_show_an_error_not_a_traceback(outputs, tmp_path, monke
 # The bundle
 
 
-def test_app_runs_from_the_bundle_alone(outputs, bundle, tmp_path, monkeypatch):
-    alone = tmp_path / "deployed"
-    shutil.copytree(bundle, alone)  # nothing else of the pipeline is there
+def test_app_runs_from_the_bundle_alone(outputs, tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    shutil.copytree(outputs, project)
+    alone = make_bundle(project, tmp_path / "deployed")
+    shutil.rmtree(project)  # the pipeline's other outputs are gone
+    assert [p.name for p in tmp_path.iterdir()] == ["deployed"]
     at = run_app(monkeypatch, "--bundle", str(alone))
     no_failure(at)
     trials = trials_of(outputs, 1)
