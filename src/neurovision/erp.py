@@ -103,33 +103,50 @@ def time_mask(times: np.ndarray, tmin: float, tmax: float, what: str, source: st
     return mask
 
 
-def erp_features(epochs: Epochs, p: ErpParams) -> np.ndarray:
+def erp_features(epochs: Epochs, p: ErpParams, block: int = 1024) -> np.ndarray:
     """Repetition-averaged ERP features, shape (n_images, n_channels x n_bins), float64.
 
     Steps: average the repetitions (axis 1), select channels by name, optionally subtract
     the mean of the baseline window, keep ``tmin..tmax``, average consecutive ``bin_size``
     samples (a trailing partial bin is dropped), flatten channel-major.
+
+    Every step is per image, so images are processed ``block`` at a time: beyond the input
+    (0.9 GB for a release training file) only the output and one block's temporaries are
+    allocated, and the result does not depend on ``block``.
     """
     data = epochs.data
-    if not np.isfinite(data).all():
-        bad = ~np.isfinite(data)
-        i, r, c, t = (int(v[0]) for v in np.nonzero(bad))
-        raise DataError(f"{epochs.source}: expected finite values in the EEG, got "
-                        f"{int(bad.sum())} NaN or Inf value(s) (first at image {i}, repetition "
-                        f"{r}, channel '{epochs.ch_names[c]}', time {epochs.times[t]:.3f} s)")
     chans = channel_indices(epochs.ch_names, p.channel_list(), epochs.source)
-    erp = data.mean(axis=REP_AXIS)  # (image, channel, time)
-    erp = erp[:, chans, :]
+    bmask = None
     if p.baseline is not None:
         bmask = time_mask(epochs.times, p.baseline[0], p.baseline[1], "erp.baseline",
                           epochs.source)
-        erp = erp - erp[:, :, bmask].mean(axis=2, keepdims=True)
     tmask = time_mask(epochs.times, p.tmin, p.tmax, "erp.tmin..erp.tmax", epochs.source)
-    erp = erp[:, :, tmask]
-    n_bins = erp.shape[2] // p.bin_size
+    n_win = int(tmask.sum())
+    n_bins = n_win // p.bin_size
     if n_bins == 0:
-        raise DataError(f"{epochs.source}: erp.bin_size: expected at most {erp.shape[2]} (the "
+        raise DataError(f"{epochs.source}: erp.bin_size: expected at most {n_win} (the "
                         f"samples in erp.tmin..erp.tmax), got {p.bin_size}")
-    erp = erp[:, :, : n_bins * p.bin_size]
-    erp = erp.reshape(erp.shape[0], erp.shape[1], n_bins, p.bin_size).mean(axis=3)
-    return erp.reshape(erp.shape[0], -1)
+    n_img = data.shape[IMAGE_AXIS]
+    out = np.empty((n_img, len(chans) * n_bins), dtype=np.float64)
+    for start in range(0, n_img, block):
+        stop = min(start + block, n_img)
+        part = data[start:stop]
+        if not np.isfinite(part).all():
+            _raise_not_finite(epochs)
+        erp = part.mean(axis=REP_AXIS)  # (image, channel, time)
+        erp = erp[:, chans, :]
+        if bmask is not None:
+            erp = erp - erp[:, :, bmask].mean(axis=2, keepdims=True)
+        erp = erp[:, :, tmask]
+        erp = erp[:, :, : n_bins * p.bin_size]
+        erp = erp.reshape(erp.shape[0], erp.shape[1], n_bins, p.bin_size).mean(axis=3)
+        out[start:stop] = erp.reshape(erp.shape[0], -1)
+    return out
+
+
+def _raise_not_finite(epochs: Epochs) -> None:
+    bad = ~np.isfinite(epochs.data)
+    i, r, c, t = (int(v[0]) for v in np.nonzero(bad))
+    raise DataError(f"{epochs.source}: expected finite values in the EEG, got "
+                    f"{int(bad.sum())} NaN or Inf value(s) (first at image {i}, repetition "
+                    f"{r}, channel '{epochs.ch_names[c]}', time {epochs.times[t]:.3f} s)")
