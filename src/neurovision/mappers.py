@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 from sklearn.base import BaseEstimator
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPRegressor
 
+from neurovision.contrastive import ContrastiveMapper
 from neurovision.params import TrainParams
 
 
@@ -24,4 +27,20 @@ def build_mapper(p: TrainParams) -> BaseEstimator:
                             max_iter=m.max_iter, early_stopping=True,
                             validation_fraction=p.val_fraction, n_iter_no_change=m.patience,
                             random_state=p.seed)
+    if p.mapper == "contrastive":
+        c = p.contrastive
+        # Early stopping on a held-out share of the training concepts (never test data).
+        return ContrastiveMapper(dim=c.dim, dropout=c.dropout, batch_size=c.batch_size,
+                                 learning_rate=c.learning_rate, weight_decay=c.weight_decay,
+                                 epochs=c.epochs, patience=c.patience,
+                                 temperature=c.temperature, val_fraction=p.val_fraction,
+                                 device=c.device, threads=c.threads, random_state=p.seed)
     raise ValueError(f"unknown mapper {p.mapper!r}")
+
+
+def fit_mapper(mapper: BaseEstimator, x, y, groups: Optional[Sequence] = None) -> BaseEstimator:
+    """Fit ``mapper``; ``groups`` (each row's training concept) reaches the mappers whose
+    validation split is by concept (contrastive); the others ignore it."""
+    if isinstance(mapper, ContrastiveMapper):
+        return mapper.fit(x, y, groups=groups)
+    return mapper.fit(x, y)

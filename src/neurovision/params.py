@@ -27,7 +27,8 @@ RELEASE_CHANNELS = (
 )
 
 SOURCES = ("demo", "things-eeg2", "local")
-MAPPERS = ("ridge", "pls", "mlp")
+MAPPERS = ("ridge", "pls", "mlp", "contrastive")
+TARGETS = ("image", "concept_mean", "text")  # train.target
 PROTOCOLS = ("intra", "inter")
 EMBED_PRECISIONS = ("float32", "bfloat16", "int8")
 
@@ -147,12 +148,12 @@ class EmbedParams:
     chunk_size: int = 512  # images per resumable cache chunk
 
     def validate(self, where: str) -> None:
+        _check(self.blur_sigma >= 0 and math.isfinite(self.blur_sigma), f"{where}.blur_sigma",
+               "a finite number of pixels >= 0 (0 = no blur)", self.blur_sigma)
         _check(bool(self.model), f"{where}.model", "an OpenCLIP model name", self.model)
         _check(bool(self.pretrained), f"{where}.pretrained",
                "an OpenCLIP pretrained tag, a checkpoint path, or 'none'", self.pretrained)
         _check(self.batch_size >= 1, f"{where}.batch_size", "an integer >= 1", self.batch_size)
-        _check(self.blur_sigma >= 0 and math.isfinite(self.blur_sigma), f"{where}.blur_sigma",
-               "a finite number of pixels >= 0 (0 = no blur)", self.blur_sigma)
         _check(self.num_workers >= 0, f"{where}.num_workers", "an integer >= 0", self.num_workers)
         if self.threads is not None:
             _check(self.threads >= 1, f"{where}.threads", "null or an integer >= 1", self.threads)
@@ -211,6 +212,41 @@ class MlpParams:
 
 
 @dataclass(frozen=True)
+class ContrastiveParams:
+    """The contrastive encoder (:mod:`neurovision.contrastive`)."""
+
+    dim: Optional[int] = None  # encoder width; null = the target dimension
+    dropout: float = 0.3
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.1
+    epochs: int = 200
+    patience: int = 20
+    temperature: float = 0.07  # initial value; learned
+    device: str = "cpu"
+    threads: Optional[int] = None
+
+    def validate(self, where: str) -> None:
+        if self.dim is not None:
+            _check(self.dim >= 1, f"{where}.dim", "null or an integer >= 1", self.dim)
+        _check(0 <= self.dropout < 1, f"{where}.dropout", "a number in [0, 1)", self.dropout)
+        _check(self.batch_size >= 2, f"{where}.batch_size", "an integer >= 2", self.batch_size)
+        _check(self.learning_rate > 0 and math.isfinite(self.learning_rate),
+               f"{where}.learning_rate", "a finite number > 0", self.learning_rate)
+        _check(self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+               f"{where}.weight_decay", "a finite number >= 0", self.weight_decay)
+        _check(self.epochs >= 1, f"{where}.epochs", "an integer >= 1", self.epochs)
+        _check(self.patience >= 1, f"{where}.patience", "an integer >= 1", self.patience)
+        _check(0 < self.temperature <= 1, f"{where}.temperature", "a number in (0, 1]",
+               self.temperature)
+        _check(bool(self.device), f"{where}.device", "a torch device such as 'cpu' or 'cuda'",
+               self.device)
+        if self.threads is not None:
+            _check(self.threads >= 1, f"{where}.threads", "null or an integer >= 1",
+                   self.threads)
+
+
+@dataclass(frozen=True)
 class TrainParams:
     mapper: str = "ridge"
     protocol: str = "intra"
@@ -219,6 +255,8 @@ class TrainParams:
     ridge: RidgeParams = field(default_factory=RidgeParams)
     pls: PlsParams = field(default_factory=PlsParams)
     mlp: MlpParams = field(default_factory=MlpParams)
+    contrastive: ContrastiveParams = field(default_factory=ContrastiveParams)
+    target: str = "image"
 
     def validate(self, where: str) -> None:
         _check(self.mapper in MAPPERS, f"{where}.mapper", f"one of {list(MAPPERS)}", self.mapper)
@@ -226,6 +264,8 @@ class TrainParams:
                self.protocol)
         _check(0 < self.val_fraction < 1, f"{where}.val_fraction", "a number in (0, 1)",
                self.val_fraction)
+        _check(self.target in TARGETS, f"{where}.target", f"one of {list(TARGETS)}",
+               self.target)
 
 
 @dataclass(frozen=True)
@@ -356,5 +396,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ParamError(f"params: {path} is not valid YAML: {exc}") from exc
+        raise ParamError(f"params: {path}: expected valid YAML, got a syntax error: "
+                         f"{' '.join(str(exc).split())}") from exc
     return parse_params(raw)

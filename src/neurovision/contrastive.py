@@ -1,0 +1,273 @@
+"""A contrastive EEG encoder: the small projector of the strongest THINGS-EEG2 decoders.
+
+:class:`ContrastiveMapper` is a scikit-learn estimator (``fit``/``predict``, ``random_state``,
+learned attributes end in ``_``) written in PyTorch.  The encoder is
+
+    Linear(n_features -> d) -> x + Dropout(Linear(GELU(x))) -> LayerNorm(d) [-> Linear(d -> k)]
+
+(``d`` = the target dimension ``k`` unless ``dim`` is set, in which case a last linear layer
+maps ``d`` to ``k``), trained with a symmetric InfoNCE loss (EEG -> target and target -> EEG)
+against L2-normalised targets, with a learnable temperature, by AdamW.  Rows that share a
+target (repetitions of an image across subjects, or concept-mean targets) count as positives
+of each other, not as negatives.
+
+Early stopping and the choice of checkpoint use a validation split of the *training* rows,
+split by group (``fit(X, y, groups=concepts)``: validation concepts are unseen during
+training); the criterion is validation top-1 retrieval among the validation targets, ties
+broken by the validation loss.  Test data never enters ``fit``.
+
+Everything is seeded by ``random_state``: the same seed gives identical predictions, another
+seed different ones.  The global torch random state and thread count are restored after
+``fit`` and ``predict``; importing this module changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import time
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def group_split(groups: Sequence, val_fraction: float, seed: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (train, val): a seeded random ``val_fraction`` of the distinct groups
+    (at least one, never all) goes to validation with all of its rows."""
+    groups = np.asarray(groups)
+    uniq, inverse = np.unique(groups, return_inverse=True)
+    if len(uniq) < 2:
+        raise ValueError(f"a validation split by group needs at least 2 groups, got "
+                         f"{len(uniq)}")
+    n_val = min(len(uniq) - 1, max(1, int(round(val_fraction * len(uniq)))))
+    perm = np.random.default_rng([seed, 7]).permutation(len(uniq))
+    is_val = np.zeros(len(uniq), dtype=bool)
+    is_val[perm[:n_val]] = True
+    val_rows = is_val[inverse]
+    return np.flatnonzero(~val_rows), np.flatnonzero(val_rows)
+
+
+@contextlib.contextmanager
+def _torch_state(seed: int, device: str, threads: Optional[int]) -> Iterator[None]:
+    """Seed torch and set its thread count inside the block; restore both afterwards."""
+    dev = torch.device(device)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    old_threads = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        if threads is not None:
+            torch.set_num_threads(old_threads)
+
+
+class Residual(nn.Module):
+    """``x + block(x)``."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def build_encoder(n_features: int, dim: int, n_out: int, dropout: float) -> nn.Sequential:
+    """Linear(n_features, dim), residual (GELU, Linear, Dropout), LayerNorm[, Linear(dim,
+    n_out) when dim != n_out]."""
+    layers = [nn.Linear(n_features, dim),
+              Residual(nn.Sequential(nn.GELU(), nn.Linear(dim, dim), nn.Dropout(dropout))),
+              nn.LayerNorm(dim)]
+    if dim != n_out:
+        layers.append(nn.Linear(dim, n_out))
+    return nn.Sequential(*layers)
+
+
+def _soft_infonce(logits, same):
+    """Symmetric InfoNCE with soft labels: every row whose target equals row i's is a
+    positive of i (``same`` is the boolean equal-target matrix, symmetric)."""
+    labels = same.float()
+    labels = labels / labels.sum(dim=1, keepdim=True)
+    loss_eeg = -(labels * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    loss_tgt = -(labels * F.log_softmax(logits.T, dim=1)).sum(dim=1).mean()
+    return (loss_eeg + loss_tgt) / 2
+
+
+class ContrastiveMapper(BaseEstimator):
+    """EEG features -> target embeddings by a small encoder and a symmetric InfoNCE loss.
+
+    Parameters
+    ----------
+    dim : encoder width ``d``; ``None`` = the target dimension (no output layer).
+    dropout : dropout in the residual block.
+    batch_size, learning_rate, weight_decay : AdamW mini-batch training.
+    epochs : maximum number of passes over the training rows.
+    patience : stop after this many epochs without a better validation criterion.
+    temperature : initial softmax temperature (learned; ``logit_scale = log(1/T)``).
+    val_fraction : share of the groups held out for early stopping.
+    device : torch device for training (``"cpu"``, ``"cuda"``, ...); the fitted encoder is
+        kept on the CPU and predicts there.
+    threads : torch CPU threads during fit/predict; ``None`` leaves torch's setting.
+    random_state : seed of the initialisation, dropout, shuffling and validation split.
+    verbose : show a progress bar (epoch, loss, validation top-1).
+    """
+
+    def __init__(self, dim: Optional[int] = None, dropout: float = 0.3, batch_size: int = 1024,
+                 learning_rate: float = 1e-3, weight_decay: float = 0.1, epochs: int = 200,
+                 patience: int = 20, temperature: float = 0.07, val_fraction: float = 0.1,
+                 device: str = "cpu", threads: Optional[int] = None, random_state: int = 0,
+                 verbose: bool = True):
+        self.dim = dim
+        self.dropout = dropout
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.patience = patience
+        self.temperature = temperature
+        self.val_fraction = val_fraction
+        self.device = device
+        self.threads = threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ----------------------------------------------------------------------------------
+    def fit(self, X, y, groups: Optional[Sequence] = None) -> "ContrastiveMapper":
+        """Train on rows ``X`` (n, n_features) with targets ``y`` (n, k).
+
+        ``groups`` (n,) labels rows for the validation split (the concept of each row's
+        image): whole groups are held out.  ``None`` groups rows by identical target.
+        """
+        X = np.asarray(X, dtype=np.float32)
+        y = np.asarray(y, dtype=np.float64)
+        if X.ndim != 2 or y.ndim != 2 or len(X) != len(y):
+            raise ValueError(f"expected X (n, n_features) and y (n, k) with the same n, got "
+                             f"X {X.shape} and y {y.shape}")
+        if not (np.isfinite(X).all() and np.isfinite(y).all()):
+            raise ValueError("X and y must be finite")
+        norms = np.linalg.norm(y, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise ValueError("a target row is all zeros; cannot L2-normalise it")
+        y = (y / norms).astype(np.float32)
+        _, target_id = np.unique(y, axis=0, return_inverse=True)
+        target_id = target_id.ravel()
+        if groups is None:
+            groups = target_id
+        groups = np.asarray(groups)
+        if len(groups) != len(X):
+            raise ValueError(f"groups has {len(groups)} entries for {len(X)} rows")
+        tr, va = group_split(groups, self.val_fraction, self.random_state)
+        self.n_features_in_ = X.shape[1]
+        self.val_groups_ = np.unique(groups[va])
+        with _torch_state(self.random_state, self.device, self.threads):
+            self._train(X, y, target_id, tr, va)
+        return self
+
+    def _train(self, X, y, target_id, tr, va) -> None:
+        from tqdm.auto import tqdm
+
+        dev = torch.device(self.device)
+        k = y.shape[1]
+        enc = build_encoder(X.shape[1], self.dim or k, k, self.dropout).to(dev)
+        logit_scale = nn.Parameter(torch.tensor(math.log(1 / self.temperature),
+                                                      device=dev))
+        opt = torch.optim.AdamW([{"params": enc.parameters(), "weight_decay": self.weight_decay},
+                                 {"params": [logit_scale], "weight_decay": 0.0}],
+                                lr=self.learning_rate)
+        Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
+        idt = torch.from_numpy(target_id.astype(np.int64)).to(dev)
+        tr_t, va_t = torch.from_numpy(tr).to(dev), torch.from_numpy(va).to(dev)
+        # validation gallery: the distinct targets of the validation rows
+        va_ids, first, va_label = np.unique(target_id[va], return_index=True,
+                                            return_inverse=True)
+        va_gallery = yt[torch.from_numpy(va[first]).to(dev)]
+        va_label_t = torch.from_numpy(va_label.ravel().astype(np.int64)).to(dev)
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        n_batches = max(1, math.ceil(len(tr) / self.batch_size))
+
+        best = (-1.0, math.inf)
+        best_state, best_epoch, wait, history = None, 0, 0, []
+        bar = tqdm(range(1, self.epochs + 1), desc="contrastive", unit="epoch",
+                   disable=not self.verbose)
+        t0 = time.perf_counter()
+        for epoch in bar:
+            enc.train()
+            order = tr_t[torch.randperm(len(tr), generator=gen).to(dev)]
+            total = 0.0
+            for batch in torch.tensor_split(order, n_batches):  # near-equal, none tiny
+                z = F.normalize(enc(Xt[batch]), dim=1)
+                scale = logit_scale.clamp(0, math.log(100)).exp()
+                logits = scale * z @ yt[batch].T
+                ids = idt[batch]
+                loss = _soft_infonce(logits, ids[:, None] == ids[None, :])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(batch)
+            enc.eval()
+            with torch.no_grad():
+                z = F.normalize(enc(Xt[va_t]), dim=1)
+                sims = z @ va_gallery.T
+                top1 = float((sims.argmax(dim=1) == va_label_t).float().mean())
+                scale = logit_scale.clamp(0, math.log(100)).exp()
+                vids = va_label_t
+                vloss = float(_soft_infonce(scale * z @ yt[va_t].T, vids[:, None] == vids[None]))
+            history.append({"epoch": epoch, "loss": total / len(tr), "val_loss": vloss,
+                            "val_top1": top1, "temperature": float(1 / scale)})
+            bar.set_postfix(loss=f"{total / len(tr):.3f}", val_top1=f"{top1:.3f}",
+                            best=best_epoch)
+            if (top1, -vloss) > (best[0], -best[1]):
+                best, best_epoch, wait = (top1, vloss), epoch, 0
+                best_state = copy.deepcopy(enc.state_dict())
+            else:
+                wait += 1
+                if wait >= self.patience:
+                    break
+        bar.close()
+        # Weights as numpy arrays: the pickle is portable and byte-identical for equal weights
+        # (pickled torch tensors carry memory addresses).
+        self.encoder_state_ = {name: t.detach().cpu().numpy().copy()
+                               for name, t in best_state.items()}
+        self.encoder_dim_ = self.dim or k
+        self.n_targets_ = k
+        self.logit_scale_ = float(logit_scale.detach().cpu())
+        self.best_epoch_ = best_epoch
+        self.n_epochs_ = len(history)
+        self.val_top1_ = best[0]
+        self.history_ = history
+        self.n_val_rows_ = int(len(va))
+        log.info("contrastive: %d epochs in %.1f s, best epoch %d (validation top-1 %.3f "
+                 "among %d validation targets, %d rows)", len(history),
+                 time.perf_counter() - t0, best_epoch, best[0], len(va_ids), len(va))
+
+    # ----------------------------------------------------------------------------------
+    def predict(self, X) -> np.ndarray:
+        """L2-normalised embeddings (n, k) of the EEG rows ``X``, float32."""
+        check_is_fitted(self, "encoder_state_")
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected X with {self.n_features_in_} features, got shape "
+                             f"{X.shape}")
+        with _torch_state(self.random_state, "cpu", self.threads), torch.no_grad():
+            z = self.encoder()(torch.from_numpy(X))
+            return F.normalize(z, dim=1).numpy()
+
+    def encoder(self) -> nn.Sequential:
+        """The fitted encoder as a torch module on the CPU, in eval mode."""
+        check_is_fitted(self, "encoder_state_")
+        enc = build_encoder(self.n_features_in_, self.encoder_dim_, self.n_targets_, self.dropout)
+        enc.load_state_dict({k: torch.from_numpy(v) for k, v in self.encoder_state_.items()})
+        return enc.eval()
