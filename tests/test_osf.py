@@ -300,3 +300,12 @@ def test_file_without_hashes_is_not_downloaded(server, tmp_path):
     with pytest.raises(DataError, match=r"OSF reports no md5 or sha256 for anp5v/sub-04.zip"):
         osf.fetch_files("anp5v", ["sub-04.zip"], tmp_path, params(server), progress=False)
     assert server.state.downloads("sub-04.zip") == [] and files_in(tmp_path / "anp5v") == []
+
+
+@pytest.mark.parametrize("attempt, retry_after, expected", [
+    (0, None, 2.0), (2, None, 8.0), (10, None, 60.0),  # doubling, capped at 60 s
+    (0, "7", 7.0), (0, "3600", 60.0), (1, "not a date", 4.0),
+    (0, "Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date in the past: no wait
+])
+def test_backoff_doubles_and_honours_retry_after(attempt, retry_after, expected):
+    assert osf._backoff(OsfParams(backoff=2.0), attempt, retry_after) == expected

@@ -82,10 +82,12 @@ def _backoff(p: OsfParams, attempt: int, retry_after: str | None = None) -> floa
     delay = min(p.backoff * 2 ** attempt, MAX_BACKOFF)
     if retry_after:
         try:
-            delay = float(retry_after)
+            delay = float(retry_after)  # seconds
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(retry_after)
-            delay = parsed.timestamp() - time.time() if parsed else delay
+            try:  # or an HTTP date
+                delay = email.utils.parsedate_to_datetime(retry_after).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                pass  # unreadable: keep the exponential backoff
         delay = min(max(delay, 0.0), MAX_BACKOFF)
     return delay
 
