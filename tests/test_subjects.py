@@ -137,7 +137,7 @@ def test_queue_sweep_compare_and_plots(project, tmp_path):
 
     # the paper-style results table from dvc exp show
     env_py = sys.executable
-    proc = subprocess.run([env_py, "-m", "neurovision.report", "--exp", a, b], cwd=project,
+    proc = subprocess.run([env_py, "-m", "neurovision.cli", "table", "--exp", a, b], cwd=project,
                           capture_output=True, text=True,
                           env={"PATH": f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin",
                                "PYTHONPATH": str(project / "src")})

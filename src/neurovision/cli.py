@@ -1,6 +1,7 @@
 """The ``neurovision`` command line: one argparse subcommand per tool.
 
-``neurovision app`` starts the explorer (Streamlit) on the pipeline's outputs or a bundle.
+``neurovision app`` starts the explorer (Streamlit) on the pipeline's outputs or a bundle;
+``neurovision table`` prints the per-subject results table of the DVC experiments.
 Add a subcommand by writing an ``add_<name>(subparsers)`` function that registers its parser
 with ``set_defaults(func=...)``, and listing it in :data:`SUBCOMMANDS`.
 """
@@ -51,7 +52,16 @@ def add_app(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_app)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_app]
+def add_table(sub: argparse._SubParsersAction) -> None:
+    from neurovision import report
+
+    p = sub.add_parser("table", help="per-subject results table (Markdown) from dvc exp show",
+                       description=report.__doc__.splitlines()[0])
+    report.add_arguments(p)
+    p.set_defaults(func=report.run)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_app, add_table]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,8 +3,8 @@
 Rows are subjects (plus mean ± sd and chance), columns are top-1 / top-5 (in %) per
 experiment.  Run it in the project::
 
-    python -m neurovision.report                 # every experiment dvc exp show lists
-    python -m neurovision.report --exp ridge-a pls-b --input exp.json
+    neurovision table                       # every experiment dvc exp show lists
+    neurovision table --exp ridge-a pls-b   # (or: python -m neurovision.report ...)
 """
 
 from __future__ import annotations
@@ -116,13 +116,15 @@ def markdown_table(experiments: Iterable[Experiment], keys: Sequence[str] = ("to
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--input", help="a saved `dvc exp show --json` (default: run it here)")
     ap.add_argument("--exp", nargs="*", help="experiment names or revs to include (default: all)")
     ap.add_argument("--keys", nargs="*", default=["top1", "top5"], help="metrics to show")
     ap.add_argument("--workspace", action="store_true", help="include the workspace")
-    args = ap.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table for ``args`` (see :func:`add_arguments`); 0 on success."""
     if args.input:
         with open(args.input) as f:
             rows = json.load(f)
@@ -141,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sys.stdout.write(markdown_table(exps, args.keys))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    return run(ap.parse_args(argv))
 
 
 if __name__ == "__main__":
