@@ -329,8 +329,9 @@ def inference_model(encoder: Encoder, precision: str) -> tuple[Any, Any]:
     if precision == "int8":
         import warnings
 
-        with warnings.catch_warnings():  # torch.ao.quantization announces its move to torchao
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with warnings.catch_warnings():  # torch.ao quantisation is deprecated (-> torchao);
+            warnings.simplefilter("ignore", DeprecationWarning)  # it works in torch <= 2.14
+            warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
             model = torch.ao.quantization.quantize_dynamic(
                 encoder.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
         return model, torch.float32
