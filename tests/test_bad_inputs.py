@@ -333,6 +333,8 @@ ROWS = [
         r"params\.yaml", r"expected valid YAML", r"got .*line \d+"),
     Row("subject-out-of-range", "erp@1", params(data={"subjects": [0]}),
         r"params: data\.subjects", r"expected subjects numbered 1-10", r"got \[0\]"),
+    Row("demo-too-small", "download@1", params(data={"demo": {**SMALL_DEMO, "n_test": 1}}),
+        r"params: data\.demo\.n_test", r"expected an integer >= 2", r"got 1"),
     # ---- embed: image metadata and zips --------------------------------------------------
     Row("metadata-missing-key", "embed", edit_metadata(lambda d: d.pop("test_img_concepts")),
         r"image_metadata\.npy", r"expected keys \[.*'test_img_concepts'",
@@ -369,6 +371,9 @@ ROWS = [
         r"embeds/clip/train\.npy", r"expected a plain \.npy array", r"got"),
     Row("embedding-dims-differ", "pca", edit_npy("embeds/clip/test.npy", lambda x: x[:, :256]),
         r"embeds/clip/test\.npy", r"expected 512 dimensions", r"got shape \(8, 256\)"),
+    # ---- trainset --------------------------------------------------------------------------
+    Row("training-features-missing", "trainset@1", remove("data/features/train/sub-1.npy"),
+        r"data/features/train/sub-1\.npy", r"expected", r"not found"),
     # ---- train -----------------------------------------------------------------------------
     Row("unknown-mapper", "train@1", params(train={"mapper": "rigde"}),
         r"params: train\.mapper", r"expected one of \['ridge'", r"got 'rigde'"),
