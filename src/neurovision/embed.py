@@ -90,7 +90,8 @@ def decode_image(data: bytes, name: str) -> Image.Image:
             img.load()
             return to_rgb(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{name}: cannot decode image ({exc})") from exc
+        raise DataError(f"{name}: cannot decode image: expected a readable image, got "
+                        f"{len(data)} bytes that PIL cannot decode ({exc})") from exc
 
 
 class ImageSource:
@@ -115,7 +116,9 @@ class ImageSource:
             try:
                 self._zip = zipfile.ZipFile(self.zip_path)
             except zipfile.BadZipFile as exc:
-                raise DataError(f"{self.zip_path}: not a valid zip archive ({exc})") from exc
+                raise DataError(f"{self.zip_path}: expected a zip archive, got "
+                                f"{self.zip_path.stat().st_size} bytes that are not one "
+                                f"({exc})") from exc
             self._pid = os.getpid()
         return self._zip
 
@@ -128,8 +131,9 @@ class ImageSource:
             missing = [m for m in members if not (self.dir_path / m).is_file()]
         if missing:
             where = self.zip_path if self.kind == "zip" else self.dir_path
-            raise DataError(f"{where}: {len(missing)} image(s) listed in image_metadata.npy are "
-                            f"missing, e.g. {missing[:3]}")
+            raise DataError(f"{where}: expected all {len(members)} images listed in "
+                            f"image_metadata.npy, got {len(missing)} missing, e.g. "
+                            f"{missing[:3]}")
 
     def read(self, member: str) -> bytes:
         if self.kind == "zip":
