@@ -244,6 +244,18 @@ def evil_pickle(rel: str):
     return corrupt
 
 
+def both(*corruptions: Callable[[Path], None]):
+    def corrupt(ws: Path) -> None:
+        for c in corruptions:
+            c(ws)
+    return corrupt
+
+
+def drop_last_test_image(d: dict) -> None:
+    for key in ("test_img_files", "test_img_concepts", "test_img_concepts_THINGS"):
+        d[key] = list(d[key])[:-1]
+
+
 def rename_channel(old: str, new: str):
     return set_item("ch_names", lambda ch: [new if c == old else c for c in ch])
 
@@ -350,16 +362,16 @@ ROWS = [
         rf"got {N_TRAIN} missing"),
     Row("zip-of-zero-bytes", "embed", write_bytes(f"{IMAGES}/test_images.zip", b""),
         r"test_images\.zip", r"expected a zip archive", r"got 0 bytes"),
-    Row("corrupt-jpeg", "embed", lambda ws: (
+    Row("corrupt-jpeg", "embed", both(
         edit_zip("test_images", lambda m: m[:3] + [(m[3][0], m[3][1][: len(m[3][1]) // 2])]
-                 + m[4:])(ws),
-        params(embed={"num_workers": 0})(ws)),
+                 + m[4:]),
+        params(embed={"num_workers": 0})),
         r"test_images\.zip:test_images/.*\.jpg", r"expected a readable image",
         r"got \d+ bytes"),
-    Row("corrupt-jpeg-in-worker", "embed", lambda ws: (
+    Row("corrupt-jpeg-in-worker", "embed", both(
         edit_zip("training_images", lambda m: [(n, b"\xff\xd8\xff garbage") if i == 5 else (n, d)
-                                              for i, (n, d) in enumerate(m)])(ws),
-        params(embed={"num_workers": 1})(ws)),
+                                              for i, (n, d) in enumerate(m)]),
+        params(embed={"num_workers": 1})),
         r"training_images\.zip:training_images/.*\.jpg", r"expected a readable image",
         r"got 11 bytes"),
     Row("unknown-model", "embed", params(embed={"model": "ViT-Q-99"}), r"params: embed\.model",
@@ -386,9 +398,7 @@ ROWS = [
         edit_npy("embeds/pca/train.npy", lambda x: np.concatenate([x, x[:1]])),
         r"embeds/pca/train\.npy", rf"expected {N_TRAIN}", rf"got {N_TRAIN + 1}"),
     # ---- evaluate --------------------------------------------------------------------------
-    Row("metadata-lists-fewer-test-images", "evaluate@1", edit_metadata(lambda d: [
-        d.__setitem__(k, list(d[k])[:-1]) for k in ("test_img_files", "test_img_concepts",
-                                                    "test_img_concepts_THINGS")]),
+    Row("metadata-lists-fewer-test-images", "evaluate@1", edit_metadata(drop_last_test_image),
         r"image_metadata\.npy", r"expected the same number",
         rf"{N_TEST} test ERPs.*{N_TEST - 1} test images"),
     Row("test-features-dims-differ", "evaluate@1",
