@@ -16,7 +16,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from neurovision.embed import load_metadata
+from neurovision.embed import load_metadata, prefer_sleeping_openmp_threads
 from neurovision.errors import DataError, ParamError
 from neurovision.io import atomic_path, load_json, load_npy
 from neurovision.mappers import build_mapper, fit_mapper
@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="joblib file written by pca (fitted on training images; null = none)")
     ap.add_argument("--out", required=True, help="joblib file for the fitted mapper")
     args = ap.parse_args(argv)
+    # contrastive: idle OpenMP threads that spin made training 5-9x slower on a shared 2-core
+    # machine (README "Decoding quality"); must run before torch is imported
+    prefer_sleeping_openmp_threads()
     p = params_from(args).train
     x = load_npy(Path(args.trainset) / "X.npy")
     rows = load_npy(Path(args.trainset) / "image_index.npy")

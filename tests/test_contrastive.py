@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from neurovision.contrastive import ContrastiveMapper, _soft_infonce, group_split
+from neurovision.contrastive import ContrastiveMapper, _soft_infonce, expected_top1, group_split
 from neurovision.mappers import build_mapper, fit_mapper
 from neurovision.params import ContrastiveParams, TrainParams
-from neurovision.retrieval import cosine_scores, top_k_accuracy
+from neurovision.retrieval import cosine_scores, n_way_accuracy, top_k_accuracy
 
 FAST = dict(batch_size=64, epochs=40, patience=8, threads=1, verbose=False)
 
@@ -112,6 +112,23 @@ def test_soft_infonce_matches_plain_cross_entropy_without_duplicates():
     ref = -(labels * logits.log_softmax(1)).sum(1).mean() / 2 \
         - (labels * logits.T.log_softmax(1)).sum(1).mean() / 2
     torch.testing.assert_close(_soft_infonce(logits, same), ref)
+
+
+def test_validation_top1_in_galleries_matches_the_n_way_reference():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(30, 30))
+    truth = np.arange(30)
+    for n in (2, 4, 10, 29):
+        assert expected_top1(scores, truth, n) == pytest.approx(n_way_accuracy(scores, n))
+    # a gallery at least as large as the targets: plain top-1
+    assert expected_top1(scores, truth, 200) == pytest.approx(top_k_accuracy(scores, 1))
+    # rows sharing a target column (several rows per target): per-row truth index
+    rect = rng.normal(size=(8, 3))
+    truth = np.array([0, 0, 1, 1, 2, 2, 2, 0])
+    assert expected_top1(rect, truth, 200) == pytest.approx(
+        np.mean(rect.argmax(axis=1) == truth))
+    # ties count against the true target
+    assert expected_top1(np.zeros((4, 4)), np.arange(4), 2) == 0
 
 
 def test_sklearn_contract(data, fitted):
