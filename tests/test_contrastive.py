@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from neurovision.contrastive import ContrastiveMapper, _soft_infonce, expected_top1, group_split
+from neurovision.contrastive import (ContrastiveMapper, _soft_infonce, expected_top1,
+                                     group_split, val_gallery_size)
 from neurovision.mappers import build_mapper, fit_mapper
 from neurovision.params import ContrastiveParams, TrainParams
 from neurovision.retrieval import cosine_scores, n_way_accuracy, top_k_accuracy
@@ -129,6 +130,8 @@ def test_validation_top1_in_galleries_matches_the_n_way_reference():
         np.mean(rect.argmax(axis=1) == truth))
     # ties count against the true target
     assert expected_top1(np.zeros((4, 4)), np.arange(4), 2) == 0
+    # the criterion's gallery: 200 as the test, at most a fifth of the validation targets
+    assert [val_gallery_size(n) for n in (3, 24, 60, 1000, 1654)] == [2, 4, 12, 200, 200]
 
 
 def test_sklearn_contract(data, fitted):
