@@ -266,7 +266,7 @@ class ContrastiveMapper(BaseEstimator):
             history.append({"epoch": epoch, "loss": total / len(tr), "val_loss": vloss,
                             "val_top1": top1, "temperature": float(1 / scale)})
             bar.set_postfix(loss=f"{total / len(tr):.3f}", val_top1=f"{top1:.3f}",
-                            best=best_epoch)
+                            best=best_epoch, refresh=False)  # drawn at tqdm's own pace
             if (top1, -vloss) > (best[0], -best[1]):
                 best, best_epoch, wait = (top1, vloss), epoch, 0
                 best_state = copy.deepcopy(enc.state_dict())
