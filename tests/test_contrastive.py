@@ -176,9 +176,9 @@ def test_global_torch_state_untouched(data):
 
 
 def test_import_changes_nothing():
-    code = ("import torch; t = torch.get_num_threads(); s = torch.random.get_rng_state(); "
-            "import neurovision.contrastive, neurovision.mappers; "
-            "assert torch.get_num_threads() == t and torch.equal(torch.random.get_rng_state(), s)")
+    # torch is not even loaded, so a stage can still configure OpenMP before it is
+    code = ("import sys, neurovision.contrastive, neurovision.mappers; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
