@@ -71,6 +71,13 @@ def main(argv: list[str] | None = None) -> None:
         raise ParamError(f"params: train.pls.n_components: expected at most "
                          f"{min(x.shape[1], y.shape[1])} (features {x.shape[1]}, targets "
                          f"{y.shape[1]}), got {p.pls.n_components}")
+    if p.mapper == "contrastive":
+        from neurovision.contrastive import device_problem
+
+        problem = device_problem(p.contrastive.device)
+        if problem:
+            raise ParamError(f"params: train.contrastive.device: expected a device torch can "
+                             f"use here (e.g. 'cpu'), got {p.contrastive.device!r}: {problem}")
     mapper = build_mapper(p)
     t0 = time.perf_counter()
     fit_mapper(mapper, x, y, groups=groups)

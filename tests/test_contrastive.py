@@ -191,6 +191,8 @@ def test_bad_inputs(data):
         m.fit(X, np.zeros_like(y))
     with pytest.raises(ValueError, match="groups has"):
         m.fit(X, y, groups=g[:5])
+    with pytest.raises(ValueError, match="not a torch device"):
+        ContrastiveMapper(device="gpu0").fit(X, y, groups=g)
 
 
 def test_built_from_params():

@@ -88,6 +88,21 @@ def group_split(groups: Sequence, val_fraction: float, seed: int
     return np.flatnonzero(~val_rows), np.flatnonzero(val_rows)
 
 
+def device_problem(device: str) -> Optional[str]:
+    """Why torch cannot train on ``device`` here, or None when it can."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        return f"not a torch device name ({exc})"
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return "torch finds no CUDA device on this machine"
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        return "torch finds no MPS device on this machine"
+    return None
+
+
 @contextlib.contextmanager
 def _torch_state(seed: int, device: str, threads: Optional[int]) -> Iterator[None]:
     """Seed torch and set its thread count inside the block; restore both afterwards."""
@@ -198,6 +213,9 @@ class ContrastiveMapper(BaseEstimator):
         if (norms == 0).any():
             raise ValueError("a target row is all zeros; cannot L2-normalise it")
         y = (y / norms).astype(np.float32)
+        problem = device_problem(self.device)
+        if problem:
+            raise ValueError(f"device {self.device!r}: {problem}")
         _, target_id = np.unique(y, axis=0, return_inverse=True)
         target_id = target_id.ravel()
         if groups is None:
