@@ -9,7 +9,7 @@ with ``set_defaults(func=...)``, and listing it in :data:`SUBCOMMANDS`.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -31,10 +31,11 @@ def streamlit_command(root: str | Path, bundle: str | Path | None, port: int, ad
 
 def run_app(args: argparse.Namespace) -> int:
     cmd = streamlit_command(args.root, args.bundle, args.port, args.address, args.browser)
-    try:
-        return subprocess.call(cmd)
-    except KeyboardInterrupt:
-        return 130
+    # Become the Streamlit server (no child process): a signal sent to `neurovision app`
+    # (Ctrl-C, SIGTERM from a supervisor or a test) reaches the server itself, so nothing
+    # is left running after it.
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
 
 
 def add_app(sub: argparse._SubParsersAction) -> None:
