@@ -87,3 +87,13 @@ def test_ideal_observer_is_a_valid_ceiling(release):
     assert same["top1"] == pytest.approx(1 / 30)
     perfect = demo.ideal_observer(mu, mu, np.eye(6) * 1e-6)
     assert perfect["top1"] == 1.0
+
+
+def test_ideal_observer_without_background_noise():
+    """data.demo.noise: 0 leaves a singular covariance (trial jitter only): still defined."""
+    p0 = DemoParams(**{**TINY_DEMO, "noise": 0.0})
+    _, test, model, images = demo.simulate_subject(p0, 1)
+    mu = model.mean_response(demo.visual_features(images, p0.image_size)[images.n_train:])
+    out = demo.ideal_observer(test["preprocessed_eeg_data"].mean(axis=1), mu,
+                              model.averaged_covariance(p0.test_reps))
+    assert out["top1"] == 1.0

@@ -365,7 +365,10 @@ def ideal_observer(observed: np.ndarray, means: np.ndarray, cov: np.ndarray) -> 
     from neurovision.retrieval import retrieval_metrics  # local: keeps demo import light
 
     n = len(observed)
-    chol = np.linalg.cholesky(cov)
+    # A vanishing ridge keeps the factorisation defined when the covariance is singular
+    # (data.demo.noise: 0 leaves only the low-rank trial jitter).
+    jitter = 1e-9 * float(np.mean(np.diag(cov))) or 1e-12
+    chol = np.linalg.cholesky(cov + jitter * np.eye(len(cov)))
     xw = np.linalg.solve(chol, observed.reshape(n, -1).T).T
     mw = np.linalg.solve(chol, means.reshape(n, -1).T).T
     d2 = (xw ** 2).sum(1)[:, None] - 2 * xw @ mw.T + (mw ** 2).sum(1)[None, :]
