@@ -173,14 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Images: {len(members)} x {args.repeats} repeats, "
           f"{'from ' + args.images if args.images else f'simulated {args.size}x{args.size} JPEG'}"
           f"; model {args.model} (pretrained: {args.pretrained})\n")
-    print("| path | images/s (median) | images/s of each run | images per CPU-second |")
-    print("| --- | ---: | --- | ---: |")
+    print("| path | images/s (median) | best run | images/s of each run | images per CPU-second "
+          "(median) |")
+    print("| --- | ---: | ---: | --- | ---: |")
     for row in rows:
-        print(f"| {row['path']} | {row['img_s']:.2f} | "
+        print(f"| {row['path']} | {row['img_s']:.2f} | {max(row['runs']):.2f} | "
               f"{', '.join(f'{x:.2f}' for x in row['runs'])} | {row['img_cpu_s']:.2f} |")
-    print(f"\nspeed-up (median / median): {rate['stage'] / rate['loop']:.2f}x wall, "
-          f"{per_cpu['stage'] / per_cpu['loop']:.2f}x per CPU-second; max |difference| between "
-          f"the two embeddings: {max_abs:.2e}")
+    best = max(rows[0]["runs"]) / max(rows[1]["runs"])
+    print(f"\nspeed-up: {rate['stage'] / rate['loop']:.2f}x (median / median), {best:.2f}x (best / "
+          f"best), {per_cpu['stage'] / per_cpu['loop']:.2f}x per CPU-second; max |difference| "
+          f"between the two embeddings: {max_abs:.2e}")
     if extra:
         print("\n| variant (1 run each) | images/s | max abs diff to float32 | min cosine "
               "| mean cosine |")
@@ -194,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info, "n_images": len(members), "repeats": args.repeats,
             "model": args.model, "rows": rows, "speedup": rate["stage"] / rate["loop"],
             "speedup_per_cpu_second": per_cpu["stage"] / per_cpu["loop"],
+            "speedup_best": max(rows[0]["runs"]) / max(rows[1]["runs"]),
             "max_abs_diff": max_abs, "extra": extra}, indent=2) + "\n")
     return 0
 
