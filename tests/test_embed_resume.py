@@ -189,6 +189,11 @@ def test_chunk_key_changes_with_model_weights_transform_blur_and_file(tmp_path):
         assert k != base, what
     assert variants["checkpoint content"] != with_ckpt
     assert len(set(variants.values())) == len(variants)
+    # A transform whose repr holds an object address gives the same key in every process.
+    make = lambda: (lambda img: img)
+    one, two = make(), make()
+    assert repr(one) != repr(two)
+    assert key(_fake(preprocess=one)) == key(_fake(preprocess=two))
 
 
 def test_fingerprints_follow_content_in_zips_and_folders(tmp_path):

@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 import zipfile
 from dataclasses import dataclass
@@ -377,8 +378,10 @@ def chunk_config(encoder: Encoder, *, precision: str = "float32", blur_sigma: fl
     else:
         weights = f"open_clip tag={encoder.pretrained}"
     return {"format": CACHE_FORMAT, "model": encoder.name, "weights": weights,
-            "transform": repr(encoder.preprocess), "blur_sigma": float(blur_sigma),
-            "precision": precision, "batch_size": int(batch_size),
+            # without object addresses ("<function f at 0x...>"), which change per process
+            "transform": re.sub(r" at 0x[0-9a-fA-F]+", "", repr(encoder.preprocess)),
+            "blur_sigma": float(blur_sigma), "precision": precision,
+            "batch_size": int(batch_size),
             "torch": torch.__version__, "open_clip": open_clip.__version__}
 
 
