@@ -13,7 +13,7 @@ from pathlib import Path
 from neurovision import __version__
 from neurovision.embed import (ImageSource, embed_images, image_members, load_encoder,
                                load_metadata, precision_fidelity,
-                               prefer_sleeping_openmp_threads)
+                               prefer_sleeping_openmp_threads, resolve_compile)
 from neurovision.io import atomic_dir, save_json, save_npy
 from neurovision.stage import params_from, parser, run
 
@@ -43,12 +43,16 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("embed.precision %s: cosine to float32 on %d test images: min %.6f, "
                     "mean %.6f", p.precision, fidelity["n_images"],
                     fidelity["min_cosine_to_float32"], fidelity["mean_cosine_to_float32"])
+    compile_ = resolve_compile(p.compile, sum(len(m) for m in members.values()))
+    forward = {}
     with atomic_dir(args.out) as tmp:
         for split in ("test", "train"):
+            report: dict = {}
             emb = embed_images(encoder, sources[split], members[split], p.batch_size,
                                p.num_workers, threads=p.threads, precision=p.precision,
                                blur_sigma=p.blur_sigma, chunk_size=p.chunk_size,
-                               cache_dir=args.cache_dir)
+                               cache_dir=args.cache_dir, compile=compile_, report=report)
+            forward[split] = report["forward"]
             save_npy(tmp / f"{split}.npy", emb)
         import open_clip
         import torch
@@ -57,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
             "seed": p.seed if p.pretrained.lower() == "none" else None,
             "transform": repr(encoder.preprocess), "blur_sigma": p.blur_sigma,
             "precision": p.precision, "precision_fidelity": fidelity,
-            "batch_size": p.batch_size, "l2_normalised": True, "dtype": "float32",
+            "batch_size": p.batch_size, "compile": p.compile, "forward": forward,
+            "l2_normalised": True, "dtype": "float32",
             "open_clip": open_clip.__version__, "torch": torch.__version__,
             "neurovision": __version__, "dim": int(emb.shape[1]),
             "train_images": members["train"], "test_images": members["test"],

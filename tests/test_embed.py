@@ -73,3 +73,63 @@ def test_unknown_model_and_tag_are_param_errors():
         load_encoder("ViT-Q-99", "none")
     with pytest.raises(DataError, match="embed.pretrained"):
         load_encoder("ViT-B-32", "no-such-tag")
+
+
+def _normalised(t):
+    import torch
+    return torch.nn.functional.normalize(t.float(), dim=-1)
+
+
+def test_class_token_forward_matches_encode_image(encoder):
+    """The last block on the class token only: the same embeddings as open_clip's forward."""
+    import torch
+
+    from neurovision.embed import FORWARD_CLASS_TOKEN, forward_path, image_forward
+
+    assert forward_path(encoder.model) == FORWARD_CLASS_TOKEN
+    fast = image_forward(encoder.model, FORWARD_CLASS_TOKEN)
+    x = torch.randn(5, 3, 224, 224, generator=torch.Generator().manual_seed(1)) * 2
+    with torch.inference_mode():
+        ref = encoder.model.encode_image(x)
+        got = fast(x)
+        one = torch.cat([fast(x[i:i + 1]) for i in range(len(x))])  # batch size irrelevant
+    assert got.shape == ref.shape == (5, 512)
+    assert float((_normalised(got) - _normalised(ref)).abs().max()) < 1e-6
+    assert float((_normalised(one) - _normalised(ref)).abs().max()) < 1e-6
+    assert not torch.allclose(_normalised(ref[0]), _normalised(ref[1]), atol=1e-3)
+
+
+def test_models_the_class_token_path_does_not_fit_use_encode_image(encoder, caplog, monkeypatch):
+    import copy
+
+    import torch
+
+    from neurovision.embed import FORWARD_ENCODE_IMAGE, forward_path, image_forward
+
+    for attr, value in [("pool_type", "avg"), ("final_ln_after_pool", True),
+                        ("output_tokens", True)]:
+        model = copy.deepcopy(encoder.model)
+        setattr(model.visual, attr, value)
+        assert forward_path(model) == FORWARD_ENCODE_IMAGE, attr
+        assert image_forward(model, FORWARD_ENCODE_IMAGE) == model.encode_image
+    model = copy.deepcopy(encoder.model)
+    model.visual.train()  # patch dropout would be active
+    assert forward_path(model) == FORWARD_ENCODE_IMAGE
+
+    class NotAViT(torch.nn.Module):
+        visual = torch.nn.Identity()
+    assert forward_path(NotAViT()) == FORWARD_ENCODE_IMAGE
+
+    # Right structure, different numbers (emulated by a patched fast path): the probe
+    # catches it and falls back.
+    model = copy.deepcopy(encoder.model)  # a model not probed before
+    import neurovision.embed as embed_mod
+    real = embed_mod._class_token_forward
+
+    def off_by_a_bit(visual):
+        f = real(visual)
+        return lambda x: f(x) + 1e-2 * torch.linspace(-1, 1, f(x).shape[-1])
+    monkeypatch.setattr(embed_mod, "_class_token_forward", off_by_a_bit)
+    with caplog.at_level("WARNING", logger="neurovision.embed"):
+        assert forward_path(model) == FORWARD_ENCODE_IMAGE
+    assert "differs from encode_image" in caplog.text

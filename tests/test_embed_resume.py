@@ -246,3 +246,54 @@ def test_reduced_precision_is_measured_and_leaves_float32_alone(tmp_path, encode
     assert fid["max_abs_diff_to_float32"] == pytest.approx(np.abs(ref - low)[:2].max(), abs=1e-6)
     again = embed_images(encoder, src, names, **ONE)
     assert again.tobytes() == ref.tobytes()  # the float32 model was not modified
+
+
+# --------------------------------------------------------------------------------------
+# Compiled forward pass (embed.compile)
+
+
+def test_compiled_forward_matches_eager_pads_and_is_cached_apart(tmp_path, encoder):
+    names = _write_zip(tmp_path, [30, 31, 32, 33, 34])  # batches of 4 and 1 (padded to 4)
+    src = ImageSource(tmp_path, "test")
+    cache = tmp_path / "cache"
+    kw = dict(batch_size=4, progress=False, cache_dir=cache)
+    eager_report, compiled_report = {}, {}
+    eager = embed_images(encoder, src, names, **kw, report=eager_report)
+    compiled = embed_images(encoder, src, names, **kw, compile=True, report=compiled_report)
+    assert "compiled" not in eager_report["forward"]
+    assert compiled_report["forward"].endswith("compiled (torch.compile, inductor, frozen "
+                                               "weights, batch 4)")
+    assert np.abs(compiled - eager).max() < 1e-5
+    assert len(_chunks(cache)) == 2  # one chunk per forward path: never mixed
+    fn = encoder.compiled[(eager_report["forward"], 4)]
+    again = embed_images(encoder, src, names[::-1], batch_size=4, progress=False, compile=True)
+    assert encoder.compiled[(eager_report["forward"], 4)] is fn  # compiled once per process
+    assert np.abs(again[::-1] - compiled).max() < 1e-5  # padding/batch position: no effect
+
+
+def test_compile_failure_falls_back_to_eager(tmp_path, encoder, monkeypatch, caplog):
+    import torch
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+    monkeypatch.setattr(torch, "compile", broken)
+    names = _write_zip(tmp_path, [40, 41])
+    src = ImageSource(tmp_path, "test")
+    report = {}
+    got = embed_images(encoder, src, names, batch_size=64, progress=False, compile=True,
+                       cache_dir=tmp_path / "cache", report=report)
+    assert "torch.compile failed" in caplog.text and "no C++ compiler" in caplog.text
+    assert "compiled" not in report["forward"]
+    assert got.tobytes() == embed_images(encoder, src, names, batch_size=64,
+                                         progress=False).tobytes()
+
+
+def test_embed_compile_auto_follows_the_number_of_images():
+    from neurovision.embed import COMPILE_MIN_IMAGES, resolve_compile
+    from neurovision.errors import DataError
+
+    assert resolve_compile("auto", 16_740) and not resolve_compile("auto", 700)
+    assert resolve_compile("auto", COMPILE_MIN_IMAGES)
+    assert resolve_compile(True, 1) and not resolve_compile(False, 10**6)
+    with pytest.raises(DataError, match="embed.compile"):
+        resolve_compile("yes", 10)

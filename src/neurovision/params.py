@@ -146,6 +146,9 @@ class EmbedParams:
     threads: Optional[int] = None  # torch intra-op threads; null = all usable CPUs
     precision: str = "float32"  # float32 (exact) | bfloat16 | int8 (faster, lossy, measured)
     chunk_size: int = 512  # images per resumable cache chunk
+    # torch.compile the float32 forward pass: true | false | "auto" (when a run embeds at
+    # least 2,000 images); changes the last bits, so it is part of the cache key
+    compile: Union[bool, str] = "auto"
 
     def validate(self, where: str) -> None:
         _check(self.blur_sigma >= 0 and math.isfinite(self.blur_sigma), f"{where}.blur_sigma",
@@ -160,6 +163,8 @@ class EmbedParams:
         _check(self.precision in EMBED_PRECISIONS, f"{where}.precision",
                f"one of {list(EMBED_PRECISIONS)}", self.precision)
         _check(self.chunk_size >= 1, f"{where}.chunk_size", "an integer >= 1", self.chunk_size)
+        _check(isinstance(self.compile, bool) or self.compile == "auto", f"{where}.compile",
+               "true, false or 'auto'", self.compile)
 
 
 @dataclass(frozen=True)
