@@ -5,8 +5,9 @@ eager stage, loop, compiled stage, ...) so that a change in machine load hits th
 the table gives the median of the repeats, the ratios to the loop and the largest absolute
 difference between the (L2-normalised) embeddings.  The stage path runs twice: compiled
 (``embed.compile: auto`` does this when a run embeds >= 2,000 images, as the full dataset
-does; the one-off compilation is timed separately) and eager (auto below that).  Optional extra rows: the stage path with other worker
-counts, and with reduced precision together with its cosine similarity to float32.
+does; the one-off compilation is timed separately) and eager (auto below that).  Optional
+extra rows: the stage path with other worker counts, and with reduced precision together
+with its cosine similarity to float32.
 
     python benchmarks/embed_throughput.py                  # 128 simulated 500x500 JPEGs
     python benchmarks/embed_throughput.py --images data/raw/images --n 256

@@ -518,8 +518,8 @@ def chunk_config(encoder: Encoder, *, precision: str = "float32", blur_sigma: fl
 
     Model, weights (tag, checkpoint content, or random-init seed), transform, blur,
     precision, batch size (batch composition can change the last bits of a matmul), the
-    forward path (:func:`forward_path`) and the library versions.  Thread count and worker count do not enter: they do not change the
-    result.
+    forward path (:func:`forward_path`) and the library versions.  Thread count and worker
+    count do not enter: they do not change the result.
     """
     import open_clip
     import torch
