@@ -31,6 +31,7 @@ def test_unknown_key_suggests_the_right_one():
     ({"data": {"subjects": "1"}}, "data.subjects"),
     ({"pca": {"n_components": 0}}, "pca.n_components"),
     ({"embed": {"batch_size": "big"}}, "embed.batch_size"),
+    ({"embed": {"compile": "yes"}}, "embed.compile"),
     ({"train": {"protocol": "inter"}}, "train.protocol"),
 ])
 def test_bad_values_name_the_parameter(raw, where):
