@@ -420,14 +420,9 @@ def forward_path(model: Any, *, tolerance: float = 1e-5) -> str:
     if checked is not None and checked[0] == tolerance:
         return checked[1]
 
-    size = model.visual.image_size
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    x = _seeded_images(model, 2)
     with torch.inference_mode():
-        ref = torch.nn.functional.normalize(model.encode_image(x).float(), dim=-1)
-        fast = torch.nn.functional.normalize(_class_token_forward(model.visual)(x).float(),
-                                             dim=-1)
-    diff = float((ref - fast).abs().max())
+        diff = _max_abs_diff(model.encode_image(x), _class_token_forward(model.visual)(x))
     path = FORWARD_CLASS_TOKEN
     if not diff <= tolerance:
         log.warning("embed: the class-token forward differs from encode_image by %.2g "
@@ -441,6 +436,23 @@ def forward_path(model: Any, *, tolerance: float = 1e-5) -> str:
 _PROBED: "weakref.WeakKeyDictionary[Any, tuple[float, str]]" = weakref.WeakKeyDictionary()
 
 
+def _seeded_images(model: Any, n: int) -> Any:
+    """``n`` seeded random images of the model's input size: a probe batch for checks."""
+    import torch
+
+    size = model.visual.image_size
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return torch.randn(n, 3, *size, generator=torch.Generator().manual_seed(0))
+
+
+def _max_abs_diff(a: Any, b: Any) -> float:
+    """Largest absolute difference between two batches of embeddings, L2-normalised."""
+    import torch
+
+    norm = torch.nn.functional.normalize
+    return float((norm(a.float(), dim=-1) - norm(b.float(), dim=-1)).abs().max())
+
+
 def image_forward(model: Any, path: str) -> Any:
     """The function that maps a batch of images to raw embeddings along ``path``."""
     if path == FORWARD_CLASS_TOKEN:
@@ -449,7 +461,7 @@ def image_forward(model: Any, path: str) -> Any:
 
 
 #: ``embed.compile: auto`` compiles when one stage run embeds at least this many images:
-#: compiling takes 20-40 s on 2 cores and saves about 10 % of ~50 ms per image.
+#: compiling takes 13-35 s on 2 cores and saves about 7-10 % of ~50 ms per image.
 COMPILE_MIN_IMAGES = 2000
 COMPILED = ", compiled (torch.compile, inductor, frozen weights, batch {})"
 
@@ -481,15 +493,12 @@ def compiled_forward(encoder: Encoder, path: str, batch_size: int, *,
         return encoder.compiled[key]
     eager = image_forward(encoder.model, path)
     fn = torch.compile(eager, dynamic=False, options={"freezing": True})
-    size = encoder.model.visual.image_size
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    x = torch.randn(batch_size, 3, *size, generator=torch.Generator().manual_seed(0))
+    x = _seeded_images(encoder.model, batch_size)
     t0 = time.perf_counter()
     got = fn(x)[:2]
     log.info("embed: compiled the forward pass for batches of %d in %.1f s", batch_size,
              time.perf_counter() - t0)
-    norm = torch.nn.functional.normalize
-    diff = float((norm(got.float(), dim=-1) - norm(eager(x[:2]).float(), dim=-1)).abs().max())
+    diff = _max_abs_diff(got, eager(x[:2]))
     if not diff <= tolerance:
         raise RuntimeError(f"the compiled forward differs from the eager one by {diff:.2g} "
                            f"(> {tolerance:.0g})")
