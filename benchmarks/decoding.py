@@ -38,14 +38,17 @@ from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
 from neurovision import __version__, demo
-from neurovision.embed import (Encoder, ImageSource, embed_images, image_members, load_metadata,
-                               prefer_sleeping_openmp_threads)
 from neurovision.erp import Epochs, erp_features
+from neurovision.images import ImageSource
 from neurovision.io import atomic_path, save_json
 from neurovision.mappers import build_mapper, fit_mapper
 from neurovision.params import MAPPERS, DemoParams, Params, load_params
+from neurovision.release import image_members, load_metadata
 from neurovision.retrieval import cosine_scores, retrieval_metrics
 from neurovision.targets import build_targets
+from neurovision.vision.embed import embed_images
+from neurovision.vision.encoder import Encoder
+from neurovision.vision.runtime import prefer_sleeping_openmp_threads
 
 log = logging.getLogger("neurovision.benchmark")
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,9 +102,8 @@ def image_embeddings(p: DemoParams, model: str, seed: int, image_size: int, cach
                                       batch_size=batch_size)
             log.info("targets: embedded %d %s images in %.0f s", len(out[split]), split,
                      time.perf_counter() - t0)
-    with atomic_path(path) as tmp_path:
-        with open(tmp_path, "wb") as f:
-            np.savez(f, train=out["train"], test=out["test"])
+    with atomic_path(path) as tmp_path, open(tmp_path, "wb") as f:
+        np.savez(f, train=out["train"], test=out["test"])
     save_json(path.with_suffix(".json"), key_src)
     return out["train"], out["test"], meta["train_img_concepts"]
 

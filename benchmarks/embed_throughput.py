@@ -37,11 +37,13 @@ from pathlib import Path
 import numpy as np
 
 from neurovision import demo
-from neurovision.embed import (ImageSource, decode_image, embed_images, image_members,
-                               load_encoder, load_metadata, prefer_sleeping_openmp_threads,
-                               usable_cpus)
+from neurovision.images import ImageSource, decode_image
 from neurovision.params import DemoParams, EmbedParams
+from neurovision.release import image_members, load_metadata
 from neurovision.retrieval import l2_normalize
+from neurovision.vision.embed import embed_images
+from neurovision.vision.encoder import load_encoder
+from neurovision.vision.runtime import prefer_sleeping_openmp_threads, usable_cpus
 
 
 def cpu_name() -> str:

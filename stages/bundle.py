@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 from neurovision.app.bundle import export_bundle
 from neurovision.stage import params_from, parser, run
 

@@ -13,9 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 import numpy as np
 
 from neurovision import demo, osf, release
+from neurovision.erp import check_subject
 from neurovision.io import atomic_dir, save_json
 from neurovision.retrieval import retrieval_metrics
 from neurovision.stage import params_from, parser, run
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
                 release.extract_subject(paths[name], args.subject, tmp)
             else:
                 release.local_subject(p.local_dir, args.subject, tmp)
-            shapes = release.check_subject(tmp)
+            shapes = check_subject(tmp)
         log.info("subject %d (%s): training %s, test %s", args.subject, p.source,
                  *shapes.values())
         # No ideal observer for real data: the same keys, all null (evaluate skips it).

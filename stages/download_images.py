@@ -11,7 +11,10 @@ import logging
 import sys
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 from neurovision import demo, osf, release
+from neurovision.images import check_images
 from neurovision.io import atomic_dir
 from neurovision.stage import params_from, parser, run
 
@@ -37,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
                 release.link_or_copy(path, tmp / name)
         else:
             release.local_images(p.local_dir, tmp)
-        counts = release.check_images(tmp)
+        counts = check_images(tmp)
     log.info("images (%s): %d training, %d test", p.source, counts["train"], counts["test"])
 
 

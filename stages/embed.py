@@ -10,12 +10,16 @@ import logging
 import sys
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 from neurovision import __version__
-from neurovision.embed import (ImageSource, embed_images, image_members, load_encoder,
-                               load_metadata, precision_fidelity,
-                               prefer_sleeping_openmp_threads, resolve_compile)
+from neurovision.images import ImageSource
 from neurovision.io import atomic_dir, save_json, save_npy
+from neurovision.release import image_members, load_metadata
 from neurovision.stage import params_from, parser, run
+from neurovision.vision.embed import embed_images, precision_fidelity
+from neurovision.vision.encoder import load_encoder
+from neurovision.vision.runtime import prefer_sleeping_openmp_threads
 
 log = logging.getLogger("neurovision.embed")
 
@@ -43,7 +47,6 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("embed.precision %s: cosine to float32 on %d test images: min %.6f, "
                     "mean %.6f", p.precision, fidelity["n_images"],
                     fidelity["min_cosine_to_float32"], fidelity["mean_cosine_to_float32"])
-    compile_ = resolve_compile(p.compile, sum(len(m) for m in members.values()))
     forward = {}
     with atomic_dir(args.out) as tmp:
         for split in ("test", "train"):
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             emb = embed_images(encoder, sources[split], members[split], p.batch_size,
                                p.num_workers, threads=p.threads, precision=p.precision,
                                blur_sigma=p.blur_sigma, chunk_size=p.chunk_size,
-                               cache_dir=args.cache_dir, compile=compile_, report=report)
+                               cache_dir=args.cache_dir, report=report)
             forward[split] = report["forward"]
             save_npy(tmp / f"{split}.npy", emb)
         import open_clip
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             "seed": p.seed if p.pretrained.lower() == "none" else None,
             "transform": repr(encoder.preprocess), "blur_sigma": p.blur_sigma,
             "precision": p.precision, "precision_fidelity": fidelity,
-            "batch_size": p.batch_size, "compile": p.compile, "forward": forward,
+            "batch_size": p.batch_size, "forward": forward,
             "l2_normalised": True, "dtype": "float32",
             "open_clip": open_clip.__version__, "torch": torch.__version__,
             "neurovision": __version__, "dim": int(emb.shape[1]),

@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import sys
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 from neurovision import __version__
-from neurovision.embed import load_encoder, load_metadata
 from neurovision.io import atomic_dir, save_json, save_npy
+from neurovision.release import load_metadata
 from neurovision.stage import params_from, parser, run
-from neurovision.targets import PROMPT, embed_texts, prompts, unique_in_order
+from neurovision.targets import PROMPT, prompts, unique_in_order
+from neurovision.vision.encoder import load_encoder
+from neurovision.vision.text import embed_texts
 
 log = logging.getLogger("neurovision.embed_text")
 

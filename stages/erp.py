@@ -9,10 +9,12 @@ import logging
 import sys
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 import numpy as np
 from sklearn.preprocessing import StandardScaler
 
-from neurovision.erp import check_same_times, erp_features, load_epochs
+from neurovision.erp import channel_list, check_same_times, erp_features, load_epochs
 from neurovision.io import save_json, save_npy
 from neurovision.stage import params_from, parser, run
 
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     save_npy(args.out_test, test.astype(np.float32))
     save_npy(args.out_train, train.astype(np.float32))
     save_json(args.out_info, {
-        "subject": args.subject, "channels": list(p.channel_list()),
+        "subject": args.subject, "channels": list(channel_list(p)),
         "times": [float(t) for t in test_ep.times], "tmin": p.tmin, "tmax": p.tmax,
         "bin_size": p.bin_size, "baseline": p.baseline, "standardize": p.standardize,
         "n_train": int(train.shape[0]), "n_test": int(test.shape[0]),

@@ -6,29 +6,23 @@ histogram of the true image's rank (ranks.csv) and one record per test trial (tr
 
 from __future__ import annotations
 
-import csv
 import logging
 import sys
 from pathlib import Path
 
-import joblib
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 import numpy as np
 
-from neurovision.embed import load_metadata
 from neurovision.errors import DataError
-from neurovision.io import atomic_path, load_json, load_npy, save_json
-from neurovision.retrieval import cosine_scores, ranks, retrieval_metrics, top_k_curve, top_k_indices
+from neurovision.evaluation import rank_histogram, subject_metrics, topk_rows, trial_records
+from neurovision.io import load_json, load_npy, save_csv, save_json
+from neurovision.mappers import load_mapper
+from neurovision.release import load_metadata
+from neurovision.retrieval import cosine_scores, ranks
 from neurovision.stage import params_from, parser, run
 
 log = logging.getLogger("neurovision.evaluate")
-
-
-def write_csv(path: str | Path, header: list[str], rows: list[list]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         raise DataError(f"{args.features}: {len(x)} test ERPs, {args.gallery}: {len(gallery)} "
                         f"test embeddings, {args.metadata}: {len(meta['test_img_files'])} test "
                         f"images; expected the same number")
-    mapper = joblib.load(args.model)  # our own output, written by train@N
+    mapper = load_mapper(args.model)
     n_in = getattr(mapper, "n_features_in_", None)
     if n_in is not None and x.shape[1] != n_in:
         raise DataError(f"{args.features}: expected {n_in} features per trial (what "
@@ -60,32 +54,13 @@ def main(argv: list[str] | None = None) -> None:
         raise DataError(f"{args.gallery}: expected {pred.shape[1]} dimensions (the outputs of "
                         f"{args.model}), got {gallery.shape[1]}; rerun dvc repro")
     scores = cosine_scores(pred, gallery)
-    metrics = {"subject": args.subject, "protocol": params.train.protocol,
-               "mapper": params.train.mapper, **retrieval_metrics(scores)}
-    ceiling = load_json(args.ceiling)
-    if ceiling.get("top1") is not None:
-        metrics["ideal_top1"] = ceiling["top1"]
-        metrics["ideal_top5"] = ceiling["top5"]
-        metrics["top1_of_ideal"] = metrics["top1"] / ceiling["top1"] if ceiling["top1"] else None
-
+    metrics = subject_metrics(scores, subject=args.subject, protocol=params.train.protocol,
+                              mapper=params.train.mapper, ceiling=load_json(args.ceiling))
     out = Path(args.out)
-    n = len(x)
-    k = min(p.top_k, n)
-    top = top_k_indices(scores, k)
-    r = ranks(scores)
-    trials = [{"trial": i, "concept": meta["test_img_concepts"][i],
-               "file": meta["test_img_files"][i], "rank": int(r[i]),
-               "true_score": float(scores[i, i]),
-               "top_indices": [int(j) for j in top[i]],
-               "top_scores": [float(scores[i, j]) for j in top[i]]} for i in range(n)]
-    save_json(out / "trials.json", trials)
-    curve = top_k_curve(scores)
-    write_csv(out / "topk.csv", ["k", "accuracy", "chance"],
-              [[i + 1, float(a), (i + 1) / n] for i, a in enumerate(curve)])
-    edges = np.unique(np.linspace(0, n, min(n, 20) + 1).round().astype(int))
-    counts = [int(((r > lo) & (r <= hi)).sum()) for lo, hi in zip(edges[:-1], edges[1:])]
-    write_csv(out / "ranks.csv", ["rank", "count"],
-              [[f"{lo + 1:03d}-{hi:03d}", c] for lo, hi, c in zip(edges[:-1], edges[1:], counts)])
+    save_json(out / "trials.json", trial_records(scores, meta["test_img_files"],
+                                                 meta["test_img_concepts"], p.top_k))
+    save_csv(out / "topk.csv", ["k", "accuracy", "chance"], topk_rows(scores))
+    save_csv(out / "ranks.csv", ["rank", "count"], rank_histogram(ranks(scores), len(scores)))
     save_json(out / "retrieval.json", metrics)
     log.info("subject %d: top1 %.3f (chance %.3f), top5 %.3f (chance %.3f), mean rank %.1f",
              args.subject, metrics["top1"], metrics["top1_chance"], metrics["top5"],

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 import joblib
 import numpy as np
 from sklearn.decomposition import PCA

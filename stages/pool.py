@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 from neurovision.io import save_json
 from neurovision.protocol import pool_manifest
 from neurovision.stage import params_from, parser, run

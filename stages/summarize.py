@@ -6,39 +6,14 @@ data.subjects, and adds <key>_sd, n_subjects and subjects.
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
-import numpy as np
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
-from neurovision.io import atomic_path, load_json, save_json
+from neurovision.evaluation import per_subject_rows, summarize
+from neurovision.io import load_json, save_csv, save_json
 from neurovision.stage import params_from, parser, run
-
-NON_METRIC = {"subject", "protocol", "mapper"}
-
-
-def summarize(per_subject: list[dict]) -> dict:
-    """Mean (under the original key) and sample sd (``<key>_sd``) of numeric metrics."""
-    first = per_subject[0]
-    out: dict = {k: first[k] for k in ("protocol", "mapper") if k in first}
-    out["n_subjects"] = len(per_subject)
-    out["subjects"] = [m["subject"] for m in per_subject]
-    for key, value in first.items():
-        if key in NON_METRIC:
-            continue
-        values = [m.get(key) for m in per_subject]
-        if value is None or any(v is None for v in values):
-            out[key] = None
-            continue
-        arr = np.asarray(values, dtype=float)
-        if key == "n_test":
-            out[key] = int(arr.max())
-            continue
-        out[key] = float(arr.mean())
-        if not key.endswith("_chance"):
-            out[f"{key}_sd"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,12 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     per_subject = [load_json(Path(args.subjects_dir) / f"sub-{s}" / "retrieval.json")
                    for s in subjects]
     save_json(args.out, summarize(per_subject))
-    with atomic_path(args.table) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["subject", "top1", "top5", "top1_chance"])
-            for m in per_subject:
-                w.writerow([f"sub-{m['subject']:02d}", m["top1"], m["top5"], m["top1_chance"]])
+    save_csv(args.table, ["subject", "top1", "top5", "top1_chance"],
+             per_subject_rows(per_subject))
 
 
 if __name__ == "__main__":

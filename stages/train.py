@@ -13,15 +13,18 @@ import sys
 import time
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 import joblib
 import numpy as np
 
-from neurovision.embed import load_metadata, prefer_sleeping_openmp_threads
 from neurovision.errors import DataError, ParamError
-from neurovision.io import atomic_path, load_json, load_npy
-from neurovision.mappers import build_mapper, fit_mapper
+from neurovision.io import load_json, load_npy
+from neurovision.mappers import build_mapper, fit_mapper, save_mapper
+from neurovision.release import load_metadata
 from neurovision.stage import params_from, parser, run
 from neurovision.targets import build_targets
+from neurovision.vision.runtime import prefer_sleeping_openmp_threads
 
 log = logging.getLogger("neurovision.train")
 
@@ -84,8 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("subject %d: fitted %s on %d rows x %d features -> %d %s targets in %.1f s",
              args.subject, p.mapper, x.shape[0], x.shape[1], y.shape[1], p.target,
              time.perf_counter() - t0)
-    with atomic_path(args.out) as tmp:
-        joblib.dump(mapper, tmp)
+    save_mapper(mapper, args.out)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
 import numpy as np
 
 from neurovision.errors import DataError
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         save_npy(Path(tmp) / "subject.npy", subj.astype(np.int64))
         save_json(Path(tmp) / "info.json", {"subject": args.subject, "protocol": protocol,
                                             "training_subjects": subjects,
-                                            "n_rows": int(len(x))})
+                                            "n_rows": len(x)})
     log.info("subject %d (%s): %d training rows from subjects %s", args.subject, protocol,
              len(x), subjects)
 

@@ -21,6 +21,8 @@ TINY_DEMO = {"seed": 0, "n_train_concepts": 40, "train_images_per_concept": 4, "
 
 def load_stage(name: str):
     """Import stages/<name>.py as a module (its ``main(argv)`` raises instead of exiting)."""
+    if str(ROOT / "stages") not in sys.path:  # for the stages' ``import _workspace``
+        sys.path.append(str(ROOT / "stages"))
     spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

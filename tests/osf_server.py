@@ -152,7 +152,7 @@ class FakeOsf:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -237,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
                                          "meta": {"total": len(entries), "per_page": size}}}
 
     # -- routes
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         state = self.server.state
         split = urlsplit(self.path)
         path = "/" + "/".join(p for p in split.path.split("/") if p)
@@ -346,7 +346,7 @@ class OsfServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "OsfServer":
+    def __enter__(self) -> OsfServer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -15,8 +15,13 @@ import torch.nn.functional as F
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from neurovision.contrastive import (ContrastiveMapper, _soft_infonce, expected_top1,
-                                     group_split, val_gallery_size)
+from neurovision.contrastive import (
+    ContrastiveMapper,
+    _soft_infonce,
+    expected_top1,
+    group_split,
+    val_gallery_size,
+)
 from neurovision.mappers import build_mapper, fit_mapper
 from neurovision.params import ContrastiveParams, TrainParams
 from neurovision.retrieval import cosine_scores, n_way_accuracy, top_k_accuracy

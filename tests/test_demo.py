@@ -3,13 +3,12 @@ import zipfile
 import numpy as np
 import pytest
 
+from conftest import TINY_DEMO
 from neurovision import demo
-from neurovision.embed import METADATA_KEYS, image_members, load_metadata
 from neurovision.erp import load_epochs
 from neurovision.io import load_npy_dict
-from neurovision.params import RELEASE_CHANNELS, DemoParams
-
-from conftest import TINY_DEMO
+from neurovision.params import DemoParams
+from neurovision.release import METADATA_KEYS, RELEASE_CHANNELS, image_members, load_metadata
 
 P = DemoParams(**TINY_DEMO)
 

@@ -66,10 +66,9 @@ def test_plain_array_is_not_a_dict(tmp_path):
 def test_atomic_path_keeps_old_file_on_failure(tmp_path):
     target = tmp_path / "out.txt"
     target.write_text("good")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
     assert target.read_text() == "good"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
@@ -78,10 +77,9 @@ def test_atomic_dir_replaces_whole_directory(tmp_path):
     target = tmp_path / "d"
     target.mkdir()
     (target / "old").write_text("x")
-    with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
-            (tmp / "new").write_text("y")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "new").write_text("y")
+        raise RuntimeError
     assert sorted(p.name for p in target.iterdir()) == ["old"]
     with atomic_dir(target) as tmp:
         (tmp / "new").write_text("y")

@@ -253,6 +253,7 @@ def test_malicious_pickle_through_the_download_is_refused_and_does_not_run(serve
 def test_download_stage_without_osf_fails_in_seconds_with_one_clear_line(tmp_path):
     import subprocess
     import sys
+
     from conftest import ROOT
     prm = write_params(tmp_path / "params.yaml",
                        data={"source": "things-eeg2", "subjects": [1], "local_dir": None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -16,7 +15,9 @@ import pytest
 
 from conftest import copy_project, dvc, load_stage, write_params
 from neurovision import release
+from neurovision.erp import check_subject
 from neurovision.errors import DataError
+from neurovision.images import check_images
 from neurovision.io import save_npy_dict
 from osf_server import MINI_DEMO, subject_zip_bytes, write_release
 
@@ -119,7 +120,7 @@ def test_missing_member_names_what_is_there(tmp_path):
 
 
 def test_check_subject_reads_shapes_safely(unpacked):
-    shapes = release.check_subject(unpacked / "sub-01")
+    shapes = check_subject(unpacked / "sub-01")
     n_train = MINI_DEMO["n_train_concepts"] * MINI_DEMO["train_images_per_concept"]
     assert shapes == {EEG[0]: (n_train, MINI_DEMO["train_reps"], 17, 100),
                       EEG[1]: (MINI_DEMO["n_test"], MINI_DEMO["test_reps"], 17, 100)}
@@ -149,7 +150,7 @@ def _eeg(n_img=3, n_rep=2, ch=("O1", "Oz", "O2"), n_t=5) -> dict:
 ])
 def test_check_subject_names_what_is_wrong(tmp_path, train, test, match):
     with pytest.raises(DataError, match=match):
-        release.check_subject(_subject(tmp_path, train, test))
+        check_subject(_subject(tmp_path, train, test))
 
 
 def test_local_subject_links_unpacked_files(unpacked, tmp_path):
@@ -163,7 +164,7 @@ def test_local_subject_extracts_a_subject_zip(unpacked, tmp_path):
     out = tmp_path / "sub-2"
     release.local_subject(unpacked, 2, out, progress=False)
     assert files_in(out) == sorted(EEG)
-    assert release.check_subject(out)[EEG[1]][0] == MINI_DEMO["n_test"]
+    assert check_subject(out)[EEG[1]][0] == MINI_DEMO["n_test"]
 
 
 def test_local_subject_missing_names_the_layout(unpacked, tmp_path):
@@ -179,7 +180,7 @@ def test_local_images_from_zips_or_unpacked_folders(unpacked, tmp_path):
     out = tmp_path / "zips"
     release.local_images(unpacked, out)
     assert files_in(out) == ["image_metadata.npy", "test_images.zip", "training_images.zip"]
-    counts = release.check_images(out)
+    counts = check_images(out)
     assert counts == {"train": MINI_DEMO["n_train_concepts"] * MINI_DEMO[
         "train_images_per_concept"], "test": MINI_DEMO["n_test"]}
     # the same release with the image zips unpacked
@@ -191,12 +192,12 @@ def test_local_images_from_zips_or_unpacked_folders(unpacked, tmp_path):
             zf.extractall(other)  # our own test archive
     out2 = tmp_path / "from-folders"
     release.local_images(other, out2)
-    assert release.check_images(out2) == counts
+    assert check_images(out2) == counts
     # an image listed in the metadata but absent is found before any embedding
     victim = next((out2 / "test_images").rglob("*.jpg"))
     victim.unlink()
     with pytest.raises(DataError, match=r"image_metadata.npy.*missing.*" + victim.name):
-        release.check_images(out2)
+        check_images(out2)
 
 
 def test_image_zip_with_unsafe_member_is_refused(unpacked, tmp_path):
@@ -207,7 +208,7 @@ def test_image_zip_with_unsafe_member_is_refused(unpacked, tmp_path):
     out = tmp_path / "out"
     release.local_images(root, out)
     with pytest.raises(DataError, match=r"test_images.zip: refused"):
-        release.check_images(out)
+        check_images(out)
 
 
 # --------------------------------------------------------------------------------------

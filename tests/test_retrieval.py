@@ -3,8 +3,16 @@ import itertools
 import numpy as np
 import pytest
 
-from neurovision.retrieval import (cosine_scores, l2_normalize, n_way_accuracy, ranks,
-                                   retrieval_metrics, top_k_accuracy, top_k_curve, top_k_indices)
+from neurovision.retrieval import (
+    cosine_scores,
+    l2_normalize,
+    n_way_accuracy,
+    ranks,
+    retrieval_metrics,
+    top_k_accuracy,
+    top_k_curve,
+    top_k_indices,
+)
 
 
 def brute_rank(scores):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 APP_SCRIPT = Path(__file__).resolve().parent / "app" / "streamlit_app.py"
 

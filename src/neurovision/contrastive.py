@@ -33,7 +33,8 @@ import copy
 import logging
 import math
 import time
-from typing import Iterator, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -196,7 +197,7 @@ class ContrastiveMapper(BaseEstimator):
         self.verbose = verbose
 
     # ----------------------------------------------------------------------------------
-    def fit(self, X, y, groups: Optional[Sequence] = None) -> "ContrastiveMapper":
+    def fit(self, X, y, groups: Optional[Sequence] = None) -> ContrastiveMapper:
         """Train on rows ``X`` (n, n_features) with targets ``y`` (n, k).
 
         ``groups`` (n,) labels rows for the validation split (the concept of each row's
@@ -304,7 +305,7 @@ class ContrastiveMapper(BaseEstimator):
         self.n_epochs_ = len(history)
         self.val_top1_ = best[0]
         self.history_ = history
-        self.n_val_rows_ = int(len(va))
+        self.n_val_rows_ = len(va)
         log.info("contrastive: %d epochs in %.1f s, best epoch %d (validation top-1 %.3f in "
                  "galleries of %d of the %d validation targets; %d rows)", len(history),
                  time.perf_counter() - t0, best_epoch, best[0], n_gallery, len(va_ids), len(va))

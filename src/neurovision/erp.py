@@ -6,6 +6,7 @@ Axis convention of the release (and of every array here), named once:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,11 @@ import numpy as np
 from neurovision.errors import DataError
 from neurovision.io import load_npy_dict
 from neurovision.params import ErpParams
+from neurovision.release import EEG_FILES, RELEASE_CHANNELS, RELEASE_SHAPES
 
-IMAGE_AXIS, REP_AXIS, CHAN_AXIS, TIME_AXIS = 0, 1, 2, 3
+log = logging.getLogger(__name__)
+
+IMAGE_AXIS, REP_AXIS = 0, 1
 EEG_KEYS = ("preprocessed_eeg_data", "ch_names", "times")
 
 
@@ -74,6 +78,11 @@ def check_same_times(times: np.ndarray, reference: np.ndarray, source: str,
                     f"got {len(times)} samples, {times[0]:.3f} .. {times[-1]:.3f} s{where}")
 
 
+def channel_list(p: ErpParams) -> tuple[str, ...]:
+    """The channels ``erp.channels`` selects: ``all`` is the release's 17, in its order."""
+    return RELEASE_CHANNELS if p.channels == "all" else tuple(p.channels)
+
+
 def channel_indices(ch_names: tuple[str, ...], wanted: tuple[str, ...], source: str) -> np.ndarray:
     """Positions of ``wanted`` channels in ``ch_names``, selected by name."""
     missing = [c for c in wanted if c not in ch_names]
@@ -115,7 +124,7 @@ def erp_features(epochs: Epochs, p: ErpParams, block: int = 1024) -> np.ndarray:
     allocated, and the result does not depend on ``block``.
     """
     data = epochs.data
-    chans = channel_indices(epochs.ch_names, p.channel_list(), epochs.source)
+    chans = channel_indices(epochs.ch_names, channel_list(p), epochs.source)
     bmask = None
     if p.baseline is not None:
         bmask = time_mask(epochs.times, p.baseline[0], p.baseline[1], "erp.baseline",
@@ -150,3 +159,32 @@ def _raise_not_finite(epochs: Epochs) -> None:
     raise DataError(f"{epochs.source}: expected finite values in the EEG, got "
                     f"{int(bad.sum())} NaN or Inf value(s) (first at image {i}, repetition "
                     f"{r}, channel '{epochs.ch_names[c]}', time {epochs.times[t]:.3f} s)")
+
+
+def check_subject(folder: str | Path) -> dict[str, tuple[int, ...]]:
+    """Check a subject's two EEG files (keys, axes, channels, times); return their shapes.
+
+    Loads with the restricted unpickler (:func:`neurovision.io.load_npy_dict`), so a file
+    that carries code is refused here, before any later stage reads it.
+    """
+    folder = Path(folder)
+    epochs = {}
+    for name in EEG_FILES:
+        ep = load_epochs(folder / name)
+        if ep.data.shape[0] < 2:
+            raise DataError(f"{folder / name}: expected at least 2 images on axis 0, got shape "
+                            f"{ep.data.shape} (image, repetition, channel, time)")
+        epochs[name] = (ep.data.shape, ep.ch_names, ep.times)
+        del ep
+    (tr_shape, tr_ch, tr_t), (te_shape, te_ch, te_t) = epochs.values()
+    if set(tr_ch) != set(te_ch):
+        raise DataError(f"{folder}: training and test files have different channels: "
+                        f"{list(tr_ch)} vs {list(te_ch)}")
+    if len(tr_t) != len(te_t) or not np.allclose(tr_t, te_t):
+        raise DataError(f"{folder}: training and test files have different 'times'")
+    shapes = {name: shape for name, (shape, _, _) in epochs.items()}
+    for name, shape in shapes.items():
+        if shape != RELEASE_SHAPES[name]:
+            log.info("%s: shape %s (the official release has %s)", folder / name, shape,
+                     RELEASE_SHAPES[name])
+    return shapes

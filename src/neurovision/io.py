@@ -8,18 +8,20 @@ output stays intact until the new one is ready.
 from __future__ import annotations
 
 import contextlib
+import csv
+import hashlib
 import json
 import os
 import pickle
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from neurovision.errors import DataError
-
 
 # --------------------------------------------------------------------------------------
 # Atomic writes
@@ -102,9 +104,8 @@ def atomic_dir(final: str | Path) -> Iterator[Path]:
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:
     """Save a plain (non-object) array atomically, without pickle."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, np.asarray(array), allow_pickle=False)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(array), allow_pickle=False)
 
 
 def load_npy(path: str | Path) -> np.ndarray:
@@ -136,11 +137,36 @@ def load_json(path: str | Path) -> Any:
         raise DataError(f"{path}: expected JSON, got text that does not parse ({exc})") from exc
 
 
+def save_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
+    """Write a CSV file (a header line, then ``rows``) atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
 def save_npy_dict(path: str | Path, obj: dict) -> None:
     """Write a dict the way the THINGS-EEG2 release does (``np.save`` of a dict)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, obj, allow_pickle=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, obj, allow_pickle=True)
+
+
+def file_hashes(path: str | Path, algorithms: Sequence[str] = ("sha256",), progress: bool = False,
+                label: str | None = None) -> dict[str, str]:
+    """Hex digests of the file at ``path`` under each of ``algorithms``, in one pass."""
+    from tqdm.auto import tqdm
+
+    path = Path(path)
+    digests = {a: hashlib.new(a) for a in algorithms}
+    size = path.stat().st_size
+    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                                      desc=f"verify {label or path.name}", disable=not progress,
+                                      leave=False) as bar:
+        while block := f.read(1 << 22):
+            for d in digests.values():
+                d.update(block)
+            bar.update(len(block))
+    return {a: d.hexdigest() for a, d in digests.items()}
 
 
 # --------------------------------------------------------------------------------------

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Optional
 
+import joblib
 from sklearn.base import BaseEstimator
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPRegressor
 
 from neurovision.contrastive import ContrastiveMapper
+from neurovision.io import atomic_path
 from neurovision.params import TrainParams
 
 
@@ -44,3 +48,19 @@ def fit_mapper(mapper: BaseEstimator, x, y, groups: Optional[Sequence] = None) -
     if isinstance(mapper, ContrastiveMapper):
         return mapper.fit(x, y, groups=groups)
     return mapper.fit(x, y)
+
+
+def save_mapper(mapper: BaseEstimator, path: str | Path) -> None:
+    """Write a fitted mapper to ``path`` (joblib), atomically."""
+    with atomic_path(path) as tmp:
+        joblib.dump(mapper, tmp)
+
+
+def load_mapper(path: str | Path) -> BaseEstimator:
+    """A mapper written by :func:`save_mapper` (the train stage's own output).
+
+    Unpickling runs the code of the mapper's classes (this module, the contrastive mapper,
+    scikit-learn): a stage that loads a mapper imports this module, so its DVC deps name
+    that code.
+    """
+    return joblib.load(path)

@@ -22,15 +22,14 @@ Faults, and what happens:
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import json
 import logging
 import os
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import requests
 import urllib3
@@ -39,7 +38,7 @@ from osfclient.exceptions import OSFException
 from osfclient.models.session import OSFSession
 
 from neurovision.errors import DataError
-from neurovision.io import save_json
+from neurovision.io import file_hashes, save_json
 from neurovision.params import OsfParams
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ class OsfSession(OSFSession):
             time.sleep(wait)
         self._last = time.monotonic()
 
-    def get(self, url: str, *args, **kwargs) -> requests.Response:  # noqa: D102
+    def get(self, url: str, *args, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", (min(CONNECT_TIMEOUT, self.p.timeout), self.p.timeout))
         ranged = "Range" in (kwargs.get("headers") or {})
         attempt = 0
@@ -218,23 +217,6 @@ def find_file(files: Iterable[RemoteFile], component: str, name: str) -> RemoteF
 
 # --------------------------------------------------------------------------------------
 # Hashes and the verified stamp
-
-
-def file_hashes(path: Path, algorithms: Sequence[str] = HASHES, progress: bool = False,
-                label: str | None = None) -> dict:
-    """Hex digests of ``path``, one pass over the file."""
-    from tqdm.auto import tqdm
-
-    digests = {a: hashlib.new(a) for a in algorithms}
-    size = path.stat().st_size
-    with open(path, "rb") as f, tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
-                                      desc=f"verify {label or path.name}", disable=not progress,
-                                      leave=False) as bar:
-        while block := f.read(1 << 22):
-            for d in digests.values():
-                d.update(block)
-            bar.update(len(block))
-    return {a: d.hexdigest() for a, d in digests.items()}
 
 
 def _stamp_path(dest: Path) -> Path:

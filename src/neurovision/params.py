@@ -20,12 +20,6 @@ import yaml
 
 from neurovision.errors import ParamError
 
-#: The 17 occipito-parietal channels of the preprocessed THINGS-EEG2 release.
-RELEASE_CHANNELS = (
-    "O1", "Oz", "O2", "PO7", "PO3", "POz", "PO4", "PO8",
-    "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8",
-)
-
 SOURCES = ("demo", "things-eeg2", "local")
 MAPPERS = ("ridge", "pls", "mlp", "contrastive")
 TARGETS = ("image", "concept_mean", "text")  # train.target
@@ -130,9 +124,6 @@ class ErpParams:
                    list(self.baseline))
         _check(self.bin_size >= 1, f"{where}.bin_size", "an integer >= 1", self.bin_size)
 
-    def channel_list(self) -> tuple[str, ...]:
-        return RELEASE_CHANNELS if self.channels == "all" else tuple(self.channels)
-
 
 @dataclass(frozen=True)
 class EmbedParams:
@@ -146,9 +137,6 @@ class EmbedParams:
     threads: Optional[int] = None  # torch intra-op threads; null = all usable CPUs
     precision: str = "float32"  # float32 (exact) | bfloat16 | int8 (faster, lossy, measured)
     chunk_size: int = 512  # images per resumable cache chunk
-    # torch.compile the float32 forward pass: true | false | "auto" (when a run embeds at
-    # least 2,000 images); changes the last bits, so it is part of the cache key
-    compile: Union[bool, str] = "auto"
 
     def validate(self, where: str) -> None:
         _check(self.blur_sigma >= 0 and math.isfinite(self.blur_sigma), f"{where}.blur_sigma",
@@ -163,8 +151,6 @@ class EmbedParams:
         _check(self.precision in EMBED_PRECISIONS, f"{where}.precision",
                f"one of {list(EMBED_PRECISIONS)}", self.precision)
         _check(self.chunk_size >= 1, f"{where}.chunk_size", "an integer >= 1", self.chunk_size)
-        _check(isinstance(self.compile, bool) or self.compile == "auto", f"{where}.compile",
-               "true, false or 'auto'", self.compile)
 
 
 @dataclass(frozen=True)

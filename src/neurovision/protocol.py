@@ -13,14 +13,13 @@ against the manifest before using it.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from neurovision.errors import DataError
-from neurovision.io import load_npy
+from neurovision.io import file_hashes, load_npy
 
 
 def training_subjects(subject: int, subjects: Sequence[int], protocol: str) -> list[int]:
@@ -42,12 +41,8 @@ def features_file(features_dir: str | Path, subject: int) -> Path:
     return Path(features_dir) / f"sub-{subject}.npy"
 
 
-def md5sum(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+def md5sum(path: str | Path) -> str:
+    return file_hashes(path, ("md5",))["md5"]
 
 
 def pool_manifest(features_dir: str | Path, subjects: Sequence[int], protocol: str) -> dict:

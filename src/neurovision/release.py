@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from neurovision.errors import DataError
-from neurovision.io import atomic_path
+from neurovision.io import atomic_path, load_npy_dict
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,17 @@ EEG_FILES = ("preprocessed_eeg_training.npy", "preprocessed_eeg_test.npy")
 METADATA_FILE = "image_metadata.npy"
 IMAGE_ARCHIVES = ("training_images.zip", "test_images.zip")
 IMAGE_FILES = (METADATA_FILE, *IMAGE_ARCHIVES)
+#: image_metadata.npy's keys (a pickled dict of lists of strings).
+METADATA_KEYS = ("train_img_files", "train_img_concepts", "train_img_concepts_THINGS",
+                 "test_img_files", "test_img_concepts", "test_img_concepts_THINGS")
+#: The folder of each split's images inside its zip (or unpacked next to the metadata).
+SPLIT_FOLDERS = {"train": "training_images", "test": "test_images"}
+#: The 17 occipito-parietal channels of the preprocessed release; files may store them in
+#: any order, so they are always selected by name.
+RELEASE_CHANNELS = (
+    "O1", "Oz", "O2", "PO7", "PO3", "POz", "PO4", "PO8",
+    "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8",
+)
 #: Shapes of the official release (image, repetition, channel, time), for the log.
 RELEASE_SHAPES = {"preprocessed_eeg_training.npy": (16540, 4, 17, 100),
                   "preprocessed_eeg_test.npy": (200, 80, 17, 100)}
@@ -50,6 +61,38 @@ def subject_folder(subject: int) -> str:
 
 def subject_zip(subject: int) -> str:
     return f"{subject_folder(subject)}.zip"
+
+
+# --------------------------------------------------------------------------------------
+# Image metadata
+
+
+def load_metadata(path: str | Path) -> dict[str, list[str]]:
+    """``image_metadata.npy`` as lists of strings, checked for consistency."""
+    raw = load_npy_dict(path, METADATA_KEYS)
+    meta = {}
+    for key in METADATA_KEYS:
+        value = raw[key]
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise DataError(f"{path}: '{key}' must be a list of strings, got "
+                            f"{type(raw[key]).__name__}")
+        meta[key] = value
+    for split in SPLIT_FOLDERS:
+        n_files = len(meta[f"{split}_img_files"])
+        n_conc = len(meta[f"{split}_img_concepts"])
+        if n_files != n_conc or n_files == 0:
+            raise DataError(f"{path}: '{split}_img_files' lists {n_files} images and "
+                            f"'{split}_img_concepts' {n_conc}; expected equal, non-zero counts")
+    return meta
+
+
+def image_members(meta: dict[str, list[str]], split: str) -> list[str]:
+    """Archive member names ``<split folder>/<concept>/<file>`` in metadata order."""
+    folder = SPLIT_FOLDERS[split]
+    return [f"{folder}/{c}/{f}" for c, f in zip(meta[f"{split}_img_concepts"],
+                                               meta[f"{split}_img_files"])]
 
 
 # --------------------------------------------------------------------------------------
@@ -125,57 +168,6 @@ def extract_subject(archive: str | Path, subject: int, out_dir: str | Path,
     folder = subject_folder(subject)
     extract_members(archive, {f"{folder}/{name}": Path(out_dir) / name for name in EEG_FILES},
                     progress=progress)
-
-
-# --------------------------------------------------------------------------------------
-# Layout checks
-
-
-def check_subject(folder: str | Path) -> dict[str, tuple[int, ...]]:
-    """Check a subject's two EEG files (keys, axes, channels, times); return their shapes.
-
-    Loads with the restricted unpickler (:func:`neurovision.io.load_npy_dict`), so a file
-    that carries code is refused here, before any later stage reads it.
-    """
-    from neurovision.erp import load_epochs
-
-    folder = Path(folder)
-    epochs = {}
-    for name in EEG_FILES:
-        ep = load_epochs(folder / name)
-        if ep.data.shape[0] < 2:
-            raise DataError(f"{folder / name}: expected at least 2 images on axis 0, got shape "
-                            f"{ep.data.shape} (image, repetition, channel, time)")
-        epochs[name] = (ep.data.shape, ep.ch_names, ep.times)
-        del ep
-    (tr_shape, tr_ch, tr_t), (te_shape, te_ch, te_t) = epochs.values()
-    if set(tr_ch) != set(te_ch):
-        raise DataError(f"{folder}: training and test files have different channels: "
-                        f"{list(tr_ch)} vs {list(te_ch)}")
-    if len(tr_t) != len(te_t) or not np.allclose(tr_t, te_t):
-        raise DataError(f"{folder}: training and test files have different 'times'")
-    shapes = {name: shape for name, (shape, _, _) in epochs.items()}
-    for name, shape in shapes.items():
-        if shape != RELEASE_SHAPES[name]:
-            log.info("%s: shape %s (the official release has %s)", folder / name, shape,
-                     RELEASE_SHAPES[name])
-    return shapes
-
-
-def check_images(folder: str | Path) -> dict[str, int]:
-    """Check ``image_metadata.npy`` and that each split's images are in its zip or folder."""
-    from neurovision.embed import SPLIT_FOLDERS, ImageSource, image_members, load_metadata
-
-    folder = Path(folder)
-    meta = load_metadata(folder / METADATA_FILE)
-    counts = {}
-    for split, sub in SPLIT_FOLDERS.items():
-        if (folder / f"{sub}.zip").is_file():
-            open_archive(folder / f"{sub}.zip").close()
-        source = ImageSource(folder, split)
-        source.check(image_members(meta, split))
-        counts[split] = len(meta[f"{split}_img_files"])
-    return counts
 
 
 # --------------------------------------------------------------------------------------

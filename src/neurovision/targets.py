@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from neurovision.errors import DataError
-from neurovision.retrieval import l2_normalize
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +85,3 @@ def build_targets(kind: str, image_embeddings: np.ndarray, concepts: Sequence[st
                             f"and PCA")
         return text_targets(text, text_concepts, concepts)
     raise ValueError(f"unknown target {kind!r}")
-
-
-def embed_texts(model: Any, model_name: str, texts: Sequence[str], batch_size: int = 256
-                ) -> np.ndarray:
-    """L2-normalised float32 OpenCLIP text embeddings (n_texts, dim), in ``texts`` order."""
-    import open_clip
-    import torch
-
-    tokenizer = open_clip.get_tokenizer(model_name)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            tokens = tokenizer(list(texts[start:start + batch_size]))
-            out.append(model.encode_text(tokens).float().cpu().numpy())
-    return l2_normalize(np.concatenate(out, axis=0)).astype(np.float32)

@@ -18,17 +18,18 @@ import io
 import logging
 import shutil
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from neurovision.app.data import BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_VERSION, check_trials
-from neurovision.embed import ImageSource, decode_image, image_members, load_metadata
 from neurovision.erp import REP_AXIS, load_epochs
 from neurovision.errors import DataError
+from neurovision.images import ImageSource, decode_image
 from neurovision.io import atomic_dir, load_json, load_npy, save_json, save_npy
+from neurovision.release import image_members, load_metadata
 
 log = logging.getLogger(__name__)
 

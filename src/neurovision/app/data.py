@@ -16,19 +16,22 @@ import logging
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 
-from neurovision.embed import ImageSource, decode_image, image_members, load_metadata
 from neurovision.erp import REP_AXIS, load_epochs
 from neurovision.errors import DataError, NeurovisionError
+from neurovision.images import ImageSource
 from neurovision.io import load_json, load_npy
+from neurovision.mappers import load_mapper
 from neurovision.params import load_params
+from neurovision.release import image_members, load_metadata
 from neurovision.retrieval import cosine_scores
 
 log = logging.getLogger(__name__)
@@ -264,7 +267,7 @@ class Results:
             member = image_members({"test_img_files": self.test_images()["files"],
                                     "test_img_concepts": self.test_images()["concepts"]},
                                    "test")[i]
-            img = decode_image(source.read(member), f"{source.zip_path}:{member}")
+            img = source.image(member)
             img.thumbnail((IMAGE_SIZE, IMAGE_SIZE))
             return img
         return self._cached(("image", i), load)
@@ -332,14 +335,12 @@ class Results:
 
         Applies the saved mapper to the saved test features; nothing is refitted.
         """
-        import joblib
-
         x = self._cached(("features", subject),
                          lambda: load_npy(self._require("features", subject)))
         gallery = self._cached(("gallery",), lambda: load_npy(self._require("gallery")))
         # our own output (written by train@N or copied by the bundle stage)
         mapper = self._cached(("mapper", subject),
-                              lambda: joblib.load(self._require("mapper", subject)))
+                              lambda: load_mapper(self._require("mapper", subject)))
         if len(x) != self.n_test or len(gallery) != self.n_test:
             raise DataError(f"{self.path('features', subject)}: {len(x)} test features and "
                             f"{len(gallery)} gallery embeddings; expected {self.n_test}")

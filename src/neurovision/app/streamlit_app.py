@@ -19,8 +19,17 @@ import pandas as pd
 import streamlit as st
 
 from neurovision.app.data import (
-    MissingOutput, Results, butterfly_frame, concept_name, concept_ranks, dvc_exp_show,
-    experiments_table, framed, peak_latency, scalp_frame, summary_table,
+    MissingOutput,
+    Results,
+    butterfly_frame,
+    concept_name,
+    concept_ranks,
+    dvc_exp_show,
+    experiments_table,
+    framed,
+    peak_latency,
+    scalp_frame,
+    summary_table,
 )
 from neurovision.channels import POSITIONS
 from neurovision.errors import NeurovisionError

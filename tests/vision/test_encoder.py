@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+from pathlib import Path
+
 import huggingface_hub.constants
+import numpy as np
 import open_clip
 import pytest
 import torch
+from PIL import Image
 
-from neurovision.embed import load_encoder
 from neurovision.errors import DataError
+from neurovision.images import ImageSource
+from neurovision.vision.embed import embed_images, precision_fidelity
+from neurovision.vision.encoder import load_encoder
 
 MODEL = "ViT-B-32"
 
@@ -62,3 +70,59 @@ def test_weights_that_cannot_be_fetched_say_how_to_get_them(monkeypatch, tmp_pat
     assert "create_model_and_transforms('ViT-B-32', pretrained='openai')" in msg
     assert "https://huggingface.co/timm/vit_base_patch32_clip_224.openai" in msg
     assert "set embed.pretrained to that file's path" in msg
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_encoder("ViT-B-32", "none", seed=0)
+
+
+def test_random_init_is_seeded(encoder):
+    import torch
+    other = load_encoder("ViT-B-32", "none", seed=0)
+    third = load_encoder("ViT-B-32", "none", seed=1)
+    w = lambda e: next(e.model.visual.parameters()).detach()
+    assert torch.equal(w(encoder), w(other)) and not torch.equal(w(encoder), w(third))
+
+
+def test_unknown_model_and_tag_are_param_errors():
+    with pytest.raises(DataError, match="embed.model"):
+        load_encoder("ViT-Q-99", "none")
+    with pytest.raises(DataError, match="embed.pretrained"):
+        load_encoder("ViT-B-32", "no-such-tag")
+
+
+ONE = dict(batch_size=2, progress=False, threads=1)  # 1 thread: quick on a busy machine too
+
+
+def _jpeg(seed: int) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def _write_zip(folder: Path, seeds: list[int]) -> list[str]:
+    names = [f"test_images/{i:05d}_c/img_{i}.jpg" for i in range(len(seeds))]
+    with zipfile.ZipFile(folder / "test_images.zip", "w") as zf:
+        for name, seed in zip(names, seeds):
+            zf.writestr(name, _jpeg(seed))
+    return names
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "int8"])
+def test_reduced_precision_is_measured_and_leaves_float32_alone(tmp_path, encoder, precision,
+                                                                caplog):
+    names = _write_zip(tmp_path, [20, 21, 22])
+    src = ImageSource(tmp_path, "test")
+    ref = embed_images(encoder, src, names, **ONE)
+    low = embed_images(encoder, src, names, **ONE, precision=precision)
+    assert f"{precision} inference" in caplog.text  # never silent
+    cos = (ref.astype(np.float64) * low).sum(axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(low, ref)
+    fid = precision_fidelity(encoder, src, names[:2], precision, batch_size=2, threads=1)
+    assert fid["n_images"] == 2
+    assert fid["min_cosine_to_float32"] == pytest.approx(cos[:2].min(), abs=1e-6)
+    assert fid["max_abs_diff_to_float32"] == pytest.approx(np.abs(ref - low)[:2].max(), abs=1e-6)
+    again = embed_images(encoder, src, names, **ONE)
+    assert again.tobytes() == ref.tobytes()  # the float32 model was not modified

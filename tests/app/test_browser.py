@@ -17,7 +17,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from appdata import TOP_K, make_outputs
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium"

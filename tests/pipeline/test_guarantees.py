@@ -7,8 +7,9 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT
 from test_bad_inputs import ROWS
+
+from conftest import ROOT
 
 
 def guarantees_section() -> str:

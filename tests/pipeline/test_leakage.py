@@ -7,7 +7,7 @@ dvc.yaml), on a tiny demo.  The OpenCLIP image embedding is replaced by fixed ra
 vectors to keep this fast; embed_text runs for real (random-weight text tower).
 
 Statistics learned in earlier stages (ERP standardisation, PCA) are checked against the
-training rows in tests/test_training_only.py.
+training rows in tests/pipeline/test_training_only.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import numpy as np
 import pytest
 import yaml
 
-from neurovision.embed import load_metadata
-from neurovision.io import load_npy, load_npy_dict, save_npy, save_npy_dict
-from neurovision.retrieval import l2_normalize
-
 from conftest import ROOT, TINY_DEMO, load_stage, write_params
+from neurovision.io import load_npy, load_npy_dict, save_npy, save_npy_dict
+from neurovision.release import load_metadata
+from neurovision.retrieval import l2_normalize
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 #: Paths that hold test-split data; the train stage must depend on none of them.

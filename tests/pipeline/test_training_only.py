@@ -3,11 +3,10 @@
 import joblib
 import numpy as np
 
+from conftest import TINY_DEMO, load_stage, write_params
 from neurovision import demo
 from neurovision.io import load_npy, load_npy_dict, save_npy, save_npy_dict
 from neurovision.params import DemoParams
-
-from conftest import TINY_DEMO, load_stage, write_params
 
 
 def run_erp(params, raw, out):

@@ -11,16 +11,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from appdata import APP_DEMO, TOP_K, make_bundle, make_outputs
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from appdata import APP_DEMO, TOP_K, make_bundle, make_outputs
 from conftest import ROOT
 from neurovision import cli
-from neurovision.app import data as appdata
-from neurovision.app.data import (BUNDLE_FILES, PIPELINE_FILES, Erp, MissingOutput, Results,
-                                  check_trials, concept_name, concept_ranks, experiments_table,
-                                  peak_latency, scalp_frame)
+from neurovision.app.data import (
+    BUNDLE_FILES,
+    PIPELINE_FILES,
+    Erp,
+    MissingOutput,
+    Results,
+    check_trials,
+    concept_name,
+    concept_ranks,
+    experiments_table,
+    peak_latency,
+    scalp_frame,
+)
 from neurovision.erp import load_epochs
 from neurovision.errors import DataError
 

@@ -1,0 +1,94 @@
+"""What the evaluate and summarize stages write, computed from a subject's score matrix.
+
+Pure functions: the stages load their inputs, call these and write the results.
+``scores[i, j]`` is the cosine similarity of test trial i's decoded EEG to gallery image j,
+and trial i's true image is gallery image i (see :mod:`neurovision.retrieval`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from neurovision.retrieval import ranks, retrieval_metrics, top_k_curve, top_k_indices
+
+#: Keys of a subject's metrics that describe the run, not a score.
+DESCRIPTIVE = ("subject", "protocol", "mapper")
+#: At most this many bars in the rank histogram.
+RANK_BINS = 20
+
+
+def subject_metrics(scores: np.ndarray, *, subject: int, protocol: str, mapper: str,
+                    ceiling: dict | None = None) -> dict:
+    """A subject's ``retrieval.json``: the retrieval metrics with their chance levels, and
+    (demo only) the ideal observer's top-1 / top-5 from ``ceiling`` with the achieved
+    fraction of its top-1."""
+    metrics = {"subject": subject, "protocol": protocol, "mapper": mapper,
+               **retrieval_metrics(scores)}
+    if ceiling and ceiling.get("top1") is not None:
+        metrics["ideal_top1"] = ceiling["top1"]
+        metrics["ideal_top5"] = ceiling["top5"]
+        metrics["top1_of_ideal"] = metrics["top1"] / ceiling["top1"] if ceiling["top1"] else None
+    return metrics
+
+
+def trial_records(scores: np.ndarray, files: Sequence[str], concepts: Sequence[str],
+                  top_k: int) -> list[dict]:
+    """``trials.json``: per test trial its image, the rank of the true image, its score and
+    the ``top_k`` best gallery indices with their scores (best first, ties by index)."""
+    n = len(scores)
+    k = min(top_k, scores.shape[1])
+    top = top_k_indices(scores, k)
+    r = ranks(scores)
+    return [{"trial": i, "concept": concepts[i], "file": files[i], "rank": int(r[i]),
+             "true_score": float(scores[i, i]),
+             "top_indices": [int(j) for j in top[i]],
+             "top_scores": [float(scores[i, j]) for j in top[i]]} for i in range(n)]
+
+
+def topk_rows(scores: np.ndarray) -> list[list]:
+    """``topk.csv`` rows ``[k, accuracy, chance]`` for k = 1 .. n_gallery."""
+    n = scores.shape[1]
+    return [[k, float(a), k / n] for k, a in enumerate(top_k_curve(scores), start=1)]
+
+
+def rank_histogram(r: np.ndarray, n_gallery: int, n_bins: int = RANK_BINS) -> list[list]:
+    """``ranks.csv`` rows ``[bin label, count]``: the true image's ranks ``r`` (1-based)
+    counted in at most ``n_bins`` near-equal bins of 1 .. n_gallery, labelled
+    ``"001-005"`` and so on."""
+    edges = np.unique(np.linspace(0, n_gallery, min(n_gallery, n_bins) + 1).round().astype(int))
+    r = np.asarray(r)
+    return [[f"{lo + 1:03d}-{hi:03d}", int(((r > lo) & (r <= hi)).sum())]
+            for lo, hi in zip(edges[:-1], edges[1:])]
+
+
+def summarize(per_subject: list[dict]) -> dict:
+    """``metrics/retrieval.json``: the mean over subjects under each metric's own key, its
+    sample sd as ``<key>_sd`` (0 for one subject), the subjects, and the run's protocol and
+    mapper.  A metric that is null for any subject is null."""
+    first = per_subject[0]
+    out: dict = {k: first[k] for k in ("protocol", "mapper") if k in first}
+    out["n_subjects"] = len(per_subject)
+    out["subjects"] = [m["subject"] for m in per_subject]
+    for key, value in first.items():
+        if key in DESCRIPTIVE:
+            continue
+        values = [m.get(key) for m in per_subject]
+        if value is None or any(v is None for v in values):
+            out[key] = None
+            continue
+        arr = np.asarray(values, dtype=float)
+        if key == "n_test":
+            out[key] = int(arr.max())
+            continue
+        out[key] = float(arr.mean())
+        if not key.endswith("_chance"):
+            out[f"{key}_sd"] = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return out
+
+
+def per_subject_rows(per_subject: list[dict]) -> list[list]:
+    """``per_subject.csv`` rows ``[sub-NN, top1, top5, top1_chance]`` (the top-1 bars)."""
+    return [[f"sub-{m['subject']:02d}", m["top1"], m["top5"], m["top1_chance"]]
+            for m in per_subject]

@@ -1,0 +1,115 @@
+"""The OpenCLIP model factory: model, weights (tag, checkpoint or seeded random) and the
+evaluation transform, and the reduced-precision copies used for faster inference."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from neurovision.errors import DataError
+from neurovision.params import EMBED_PRECISIONS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Encoder:
+    model: Any
+    preprocess: Any
+    name: str
+    pretrained: str
+    seed: int | None = None  # the initialisation seed when ``pretrained`` is "none"
+
+
+def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = "cpu") -> Encoder:
+    """An OpenCLIP model in eval mode with its *evaluation* transform.
+
+    ``pretrained``: an OpenCLIP tag (downloaded by open_clip), a path to a checkpoint file,
+    or ``"none"`` for a random initialisation seeded by ``seed`` (offline demo).
+    """
+    import open_clip
+    import torch
+
+    if model_name not in open_clip.list_models():
+        raise DataError(f"params: embed.model: expected an OpenCLIP model name such as "
+                        f"'ViT-B-32' or 'RN50', got {model_name!r}")
+    if pretrained.lower() == "none":
+        log.warning("embed: %s with RANDOM weights (embed.pretrained: none, seed %d): fine for "
+                    "the offline demo, meaningless for real data", model_name, seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=None, device=device)
+    else:
+        # --- pretrained weights: a checkpoint file, or an OpenCLIP tag (issue 4) ---
+        is_file = os.path.isfile(pretrained)
+        if not is_file and pretrained not in open_clip.list_pretrained_tags_by_model(model_name):
+            if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin",
+                                                            ".safetensors")):
+                raise DataError(f"params: embed.pretrained: checkpoint file {pretrained!r} "
+                                f"not found (a relative path starts at the project root, "
+                                f"where dvc runs; the working directory is {os.getcwd()})")
+            tags = open_clip.list_pretrained_tags_by_model(model_name)
+            raise DataError(f"params: embed.pretrained: expected one of {tags} for "
+                            f"{model_name}, a checkpoint path, or 'none', got {pretrained!r}")
+        try:
+            # open_clip reads a checkpoint file with torch.load(weights_only=True): tensors only
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=pretrained, device=device)
+        except Exception as exc:  # network, hub or checkpoint failures all land here
+            if is_file:
+                raise DataError(
+                    f"embed: checkpoint {pretrained} could not be loaded into {model_name} "
+                    f"({type(exc).__name__}: {exc}); expected the state_dict of an OpenCLIP "
+                    f"{model_name} (torch.save or .safetensors), e.g. the "
+                    f"open_clip_pytorch_model.bin of its Hugging Face repository") from exc
+            cfg = open_clip.get_pretrained_cfg(model_name, pretrained) or {}
+            hub = (cfg.get("hf_hub") or "").strip("/")
+            where = (f"https://huggingface.co/{hub} (file open_clip_pytorch_model.bin or "
+                     f"open_clip_model.safetensors)" if hub else cfg.get("url") or "its URL")
+            raise DataError(
+                f"embed: cannot fetch the weights {model_name}/{pretrained} "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]}). Either pre-download "
+                f"them where there is network access: python -c \"import open_clip; "
+                f"open_clip.create_model_and_transforms('{model_name}', "
+                f"pretrained='{pretrained}')\" fills the Hugging Face cache "
+                f"(~/.cache/huggingface), which you can copy to this machine (then set "
+                f"HF_HUB_OFFLINE=1); or download the checkpoint from {where} and set "
+                f"embed.pretrained to that file's path.") from exc
+        log.info("embed: %s with pretrained weights %s", model_name, pretrained)
+    model.eval()
+    return Encoder(model=model, preprocess=preprocess, name=model_name, pretrained=pretrained,
+                   seed=seed if pretrained.lower() == "none" else None)
+
+
+
+#: float32 is exact; the others are faster on CPUs with bf16 / int8 support and lossy.
+PRECISIONS = EMBED_PRECISIONS
+
+def inference_model(encoder: Encoder, precision: str) -> tuple[Any, Any]:
+    """(model, input dtype) for ``precision``; float32 is the encoder's own model, untouched.
+
+    ``bfloat16`` casts a copy of the weights; ``int8`` quantises a copy's Linear layers
+    dynamically (weights int8, activations quantised per batch).  Both change the numbers:
+    :func:`precision_fidelity` measures by how much.
+    """
+    import torch
+
+    if precision == "float32":
+        return encoder.model, torch.float32
+    if precision == "bfloat16":
+        return copy.deepcopy(encoder.model).to(torch.bfloat16), torch.bfloat16
+    if precision == "int8":
+        import warnings
+
+        with warnings.catch_warnings():  # torch.ao quantisation is deprecated (-> torchao);
+            warnings.simplefilter("ignore", DeprecationWarning)  # it works in torch <= 2.14
+            warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
+            model = torch.ao.quantization.quantize_dynamic(
+                encoder.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+        return model, torch.float32
+    raise DataError(f"params: embed.precision: expected one of {list(PRECISIONS)}, got "
+                    f"{precision!r}")

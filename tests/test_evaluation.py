@@ -1,0 +1,93 @@
+"""What evaluate and summarize write, against brute-force references on small matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurovision.evaluation import (per_subject_rows, rank_histogram, subject_metrics, summarize,
+                                    topk_rows, trial_records)
+
+
+def _scores(n: int = 7, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, n))
+
+
+def test_trial_records_against_a_sort_of_each_row():
+    scores = _scores()
+    scores[2, 5] = scores[2, 2]  # a tie with the true image: the lower index ranks first
+    files = [f"f{i}.jpg" for i in range(7)]
+    concepts = [f"{i:05d}_c{i}" for i in range(7)]
+    trials = trial_records(scores, files, concepts, top_k=3)
+    assert [t["trial"] for t in trials] == list(range(7))
+    for i, t in enumerate(trials):
+        order = sorted(range(7), key=lambda j: (-scores[i, j], j))
+        assert t["file"] == files[i] and t["concept"] == concepts[i]
+        assert t["rank"] == order.index(i) + 1
+        assert t["top_indices"] == order[:3]
+        assert t["top_scores"] == [scores[i, j] for j in order[:3]]
+        assert t["true_score"] == scores[i, i]
+    assert trials[2]["rank"] == sorted(range(7), key=lambda j: (-scores[2, j], j)).index(2) + 1
+
+
+def test_top_k_is_capped_by_the_gallery():
+    assert len(trial_records(_scores(4), list("abcd"), list("abcd"), top_k=10)[0]
+               ["top_indices"]) == 4
+
+
+def test_topk_rows_are_the_curve_with_its_chance():
+    scores = _scores(6, seed=1)
+    rows = topk_rows(scores)
+    assert [r[0] for r in rows] == list(range(1, 7))
+    for k, acc, chance in rows:
+        hits = [sum(scores[i] > scores[i, i]) < k for i in range(6)]  # no ties here
+        assert acc == pytest.approx(np.mean(hits)) and chance == k / 6
+    assert rows[-1][1] == 1.0
+
+
+@pytest.mark.parametrize("n", [3, 20, 100, 200])
+def test_rank_histogram_counts_every_rank_once(n):
+    ranks = np.random.default_rng(n).integers(1, n + 1, size=n)
+    rows = rank_histogram(ranks, n)
+    assert len(rows) == min(n, 20)
+    assert sum(c for _, c in rows) == n
+    for label, count in rows:
+        lo, hi = (int(x) for x in label.split("-"))
+        assert count == int(((ranks >= lo) & (ranks <= hi)).sum())
+    # the bins tile 1..n without gaps or overlaps
+    bounds = [tuple(int(x) for x in label.split("-")) for label, _ in rows]
+    assert bounds[0][0] == 1 and bounds[-1][1] == n
+    assert all(b[0] == a[1] + 1 for a, b in zip(bounds, bounds[1:]))
+
+
+def test_subject_metrics_with_and_without_a_ceiling():
+    scores = np.eye(5)
+    plain = subject_metrics(scores, subject=3, protocol="intra", mapper="ridge")
+    assert plain["subject"] == 3 and plain["top1"] == 1.0 and "ideal_top1" not in plain
+    real = subject_metrics(scores, subject=3, protocol="intra", mapper="ridge",
+                           ceiling={"top1": None, "top5": None})
+    assert "ideal_top1" not in real
+    demo = subject_metrics(scores, subject=3, protocol="inter", mapper="pls",
+                           ceiling={"top1": 0.5, "top5": 0.9})
+    assert demo["ideal_top1"] == 0.5 and demo["ideal_top5"] == 0.9
+    assert demo["top1_of_ideal"] == 2.0 and demo["protocol"] == "inter"
+
+
+def test_summarize_means_sds_and_nulls():
+    a = {"subject": 1, "protocol": "intra", "mapper": "ridge", "top1": 0.2, "top1_chance": 0.01,
+         "fifty_way": None, "n_test": 100}
+    b = {"subject": 2, "protocol": "intra", "mapper": "ridge", "top1": 0.4, "top1_chance": 0.01,
+         "fifty_way": None, "n_test": 100}
+    out = summarize([a, b])
+    assert out["subjects"] == [1, 2] and out["n_subjects"] == 2
+    assert out["top1"] == pytest.approx(0.3)
+    assert out["top1_sd"] == pytest.approx(np.std([0.2, 0.4], ddof=1))
+    assert out["top1_chance"] == 0.01 and "top1_chance_sd" not in out
+    assert out["fifty_way"] is None and out["n_test"] == 100
+    assert out["protocol"] == "intra" and "subject" not in out
+    assert summarize([a])["top1_sd"] == 0.0
+
+
+def test_per_subject_rows():
+    m = {"subject": 3, "top1": 0.1, "top5": 0.3, "top1_chance": 0.01}
+    assert per_subject_rows([m]) == [["sub-03", 0.1, 0.3, 0.01]]
