@@ -6,6 +6,8 @@ units of head radius), good enough for simulated topographies and scalp maps.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 POSITIONS: dict[str, tuple[float, float]] = {
@@ -18,7 +20,12 @@ POSITIONS: dict[str, tuple[float, float]] = {
 }
 
 
-def positions(ch_names: list[str] | tuple[str, ...]) -> np.ndarray:
+def with_position(ch_names: Sequence[str]) -> list[str]:
+    """The channels of ``ch_names`` whose scalp position is known, in that order."""
+    return [c for c in ch_names if c in POSITIONS]
+
+
+def positions(ch_names: Sequence[str]) -> np.ndarray:
     """(n_chans, 2) positions for ``ch_names``, in that order."""
     unknown = [c for c in ch_names if c not in POSITIONS]
     if unknown:

@@ -31,7 +31,7 @@ from neurovision.app.data import (
     scalp_frame,
     summary_table,
 )
-from neurovision.channels import POSITIONS
+from neurovision.channels import positions, with_position
 from neurovision.errors import NeurovisionError
 
 TITLE = "neurovision explorer"
@@ -221,14 +221,14 @@ def eeg_view(res: Results, subject: int, trial: int) -> None:
             (f" (shaded: decoder window {window[0]:g}–{window[1]:g} s)" if window else "")),
             width="stretch")
     with right:
-        names = [c for c in erp.ch_names if c in POSITIONS]
+        names = with_position(erp.ch_names)
         values = erp.data[trial][[erp.ch_names.index(c) for c in names], li]
         st.altair_chart(scalp_chart(names, values, latency), width="content")
 
 
 def scalp_chart(names: list[str], values: np.ndarray, latency: float) -> alt.LayerChart:
     """Scalp map of the posterior head (where the release's 17 channels are), nose up."""
-    pos = np.array([POSITIONS[c] for c in names])
+    pos = positions(names)
     grid = scalp_frame(values, pos, resolution=101)
     lim = float(np.max(np.abs(values))) or 1.0
     xs = alt.Scale(domain=[-0.8, 0.8], nice=False)
