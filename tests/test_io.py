@@ -52,7 +52,7 @@ def test_truncated_file_is_a_clear_error(tmp_path, cut):
     path = tmp_path / "x.npy"
     save_npy_dict(path, {"a": np.zeros((10, 10))})
     data = path.read_bytes()
-    path.write_bytes(data[:cut] if cut >= 0 else data[:cut])
+    path.write_bytes(data[:cut])
     with pytest.raises(DataError, match=str(path)):
         load_npy_dict(path)
 
@@ -85,3 +85,88 @@ def test_atomic_dir_replaces_whole_directory(tmp_path):
         (tmp / "new").write_text("y")
     assert sorted(p.name for p in target.iterdir()) == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def _npy_with_payload(path: Path, payload: bytes) -> Path:
+    """A .npy file whose header says 'a saved dict' and whose body is ``payload``."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "|O", "fortran_order": False, "shape": ()})
+        f.write(payload)
+    return path
+
+
+class _Reduce:
+    """Pickles as ``func(*args)``: how a payload smuggles in a call."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return (self.func, self.args)
+
+
+def _payloads(marker: Path) -> dict[str, bytes]:
+    import builtins
+    import subprocess
+
+    code = f"open({str(marker)!r}, 'w').write('ran')"
+    touch = f"touch {marker}"
+    dump = lambda obj: pickle.dumps({"preprocessed_eeg_data": obj}, protocol=2)  # noqa: E731
+    return {
+        "os.system": dump(_Reduce(os.system, touch)),
+        "builtins.exec": dump(_Reduce(builtins.exec, code)),
+        "builtins.eval": dump(_Reduce(builtins.eval, code)),
+        "subprocess.Popen": dump(_Reduce(subprocess.Popen, ["touch", str(marker)])),
+        # getattr(__import__('os'), 'system')('touch marker'), written opcode by opcode
+        "getattr chain": (b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(Vos\ntRVsystem\ntR(V"
+                          + touch.encode() + b"\ntR."),
+        # a global numpy name that is not on the allow-list
+        "numpy.load": dump(_Reduce(np.load, str(marker))),
+        # the payload hidden inside an object array's elements
+        "object array": dump(np.array([1, _Reduce(builtins.exec, code)], dtype=object)),
+        # an ndarray subclass through numpy's own _reconstruct
+        "ndarray subclass": dump(np.arange(3).view(np.recarray)),
+        "recarray of records": dump(np.rec.fromarrays([np.arange(2)])),
+        # a persistent id (pickle's hook for external objects)
+        "persistent id": b"(I1\nP1\n.",
+    }
+
+
+PAYLOADS = ("os.system", "builtins.exec", "builtins.eval", "subprocess.Popen", "getattr chain",
+            "numpy.load", "object array", "ndarray subclass", "recarray of records",
+            "persistent id")
+
+
+def test_the_payload_list_is_complete():
+    assert tuple(_payloads(Path("x"))) == PAYLOADS
+
+
+@pytest.mark.parametrize("kind", PAYLOADS)
+def test_every_kind_of_code_payload_is_refused_and_runs_nothing(tmp_path, kind):
+    marker = tmp_path / "pwned"
+    path = _npy_with_payload(tmp_path / "evil.npy", _payloads(marker)[kind])
+    with pytest.raises(DataError, match=r"refused"):
+        load_npy_dict(path)
+    assert not marker.exists()
+
+
+def test_only_arrays_and_plain_values_are_allowed():
+    from neurovision.io import _ALLOWED
+
+    # the allow-list: numpy's array and scalar reconstruction, nothing else
+    assert {name for _, name in _ALLOWED} == {"_reconstruct", "scalar", "ndarray", "dtype"}
+    assert {module for module, _ in _ALLOWED} <= {"numpy", "numpy.core.multiarray",
+                                                   "numpy._core.multiarray"}
+
+
+@pytest.mark.parametrize("dtype", ["V8", "O", "M8[s]", "m8[s]"])
+def test_arrays_of_refused_dtypes_are_refused(tmp_path, dtype):
+    arr = np.zeros(2, dtype=dtype) if dtype != "O" else np.array([1, "a"], dtype=object)
+    path = tmp_path / "x.npy"
+    np.save(path, np.array({"a": arr}, dtype=object), allow_pickle=True)
+    if dtype == "O":  # plain values inside an object array are fine
+        assert list(load_npy_dict(path)["a"]) == [1, "a"]
+        return
+    with pytest.raises(DataError, match="refused"):
+        load_npy_dict(path)

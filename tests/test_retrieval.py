@@ -5,6 +5,7 @@ import pytest
 
 from neurovision.retrieval import (
     cosine_scores,
+    expected_ranks,
     l2_normalize,
     n_way_accuracy,
     ranks,
@@ -89,3 +90,56 @@ def test_metrics_keys_and_perfect_decoder():
     assert m["top5_chance"] == pytest.approx(5 / 60) and m["fifty_way_chance"] == 0.02
     small = retrieval_metrics(np.eye(8))
     assert small["fifty_way"] is None and small["top10"] is None
+
+
+def _tied(seed: int, n: int = 6) -> np.ndarray:
+    """Scores with many ties: small integers."""
+    s = np.random.default_rng(seed).integers(0, 3, size=(n, n)).astype(float)
+    s[0] = 1.0  # a row tied everywhere
+    return s
+
+
+def brute_expected_rank(scores):
+    """The true item's rank averaged over every ordering of the tied items (all orders of
+    the whole row, stable-sorted by score: ties end up in every order equally often)."""
+    n = scores.shape[1]
+    out = []
+    for i in range(len(scores)):
+        positions = []
+        for perm in itertools.permutations(range(n)):
+            order = sorted(perm, key=lambda j: -scores[i, j])  # stable: ties in perm order
+            positions.append(order.index(i) + 1)
+        out.append(np.mean(positions))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ties_against_brute_force(seed):
+    s = _tied(seed)
+    exp = brute_expected_rank(s)
+    np.testing.assert_allclose(expected_ranks(s), exp)
+    # a concrete ranking: the stable descending sort, ties in gallery order
+    np.testing.assert_array_equal(ranks(s), brute_rank(s))
+    for i in range(len(s)):
+        assert list(top_k_indices(s, 6)[i]) == sorted(range(6), key=lambda j: (-s[i, j], j))
+    # top-k accuracy is the expectation over tie orders too
+    n = s.shape[1]
+    for k in range(1, n + 1):
+        hits = []
+        for i in range(len(s)):
+            orders = [sorted(p, key=lambda j: -s[i, j]) for p in itertools.permutations(range(n))]
+            hits.append(np.mean([o.index(i) < k for o in orders]))
+        assert top_k_accuracy(s, k) == pytest.approx(np.mean(hits))
+    m = retrieval_metrics(s)
+    assert m["mean_rank"] == pytest.approx(exp.mean())
+    assert m["median_rank"] == pytest.approx(np.median(exp))
+
+
+@pytest.mark.parametrize("n", [5, 12, 60])
+def test_a_constant_predictor_scores_chance_on_every_metric(n):
+    m = retrieval_metrics(np.full((n, n), 0.3))
+    for key in ("top1", "top5", "top10", "two_way", "four_way", "ten_way", "fifty_way",
+                "mean_rank", "median_rank"):
+        if m[key] is not None:
+            assert m[key] == pytest.approx(m[f"{key}_chance"]), key
+    np.testing.assert_allclose(expected_ranks(np.zeros((n, n))), (n + 1) / 2)

@@ -3,7 +3,9 @@
 Conventions: ``scores[i, j]`` is the similarity of query i (the decoded EEG of test image
 i) to gallery item j; the true match of query i is gallery item i.  Ties are broken at
 random *in expectation*: a metric is the exact expected value over random tie-breaking,
-so a constant predictor scores exactly chance.
+so a constant predictor scores exactly chance (the mean and median rank included, from
+:func:`expected_ranks`).  :func:`ranks` and :func:`top_k_indices` give one concrete list
+instead, ties in gallery order, as the per-trial records show it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ def ranks(scores: np.ndarray) -> np.ndarray:
     idx = np.arange(scores.shape[1])[None, :]
     before = (scores > true) | ((scores == true) & (idx < np.arange(n)[:, None]))
     return before.sum(axis=1) + 1
+
+
+def expected_ranks(scores: np.ndarray) -> np.ndarray:
+    """Expected 1-based rank of the true item over random tie-breaking: one more than the
+    items scoring above it, plus half of those tying with it."""
+    greater, ties = _greater_equal(scores)
+    return greater + 1 + ties / 2
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -95,7 +104,7 @@ def retrieval_metrics(scores: np.ndarray) -> dict:
     if n_queries != n_gallery:
         raise ValueError(f"expected a square score matrix (query i matches item i), got "
                          f"{scores.shape}")
-    r = ranks(scores)
+    r = expected_ranks(scores)
     out: dict[str, float | int | None] = {}
     for key, k in TOP_KS.items():
         out[key] = top_k_accuracy(scores, k) if k <= n_gallery else None

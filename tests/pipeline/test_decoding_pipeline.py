@@ -4,7 +4,11 @@ import json
 import re
 import subprocess
 
+import joblib
+import numpy as np
 import pytest
+import yaml
+from sklearn.linear_model import Ridge
 
 from conftest import TINY_DEMO, copy_project, dvc, write_params
 
@@ -48,3 +52,40 @@ def test_exp_run_contrastive(project, target):
     mappers = {rev["data"]["params"]["params.yaml"]["data"]["train"]["mapper"]
                for row in shown for e in (row.get("experiments") or []) for rev in e["revs"]}
     assert "contrastive" in mappers
+
+
+def _expected_targets(root, target: str) -> np.ndarray:
+    """The rows' targets, computed here from the stage outputs without the project's code."""
+    pca_train = np.load(root / "embeds/pca/train.npy")
+    rows = np.load(root / "data/trainsets/sub-1/image_index.npy")
+    meta = np.load(root / "data/raw/images/image_metadata.npy", allow_pickle=True).item()
+    concepts = list(meta["train_img_concepts"])  # our own demo file: safe to unpickle here
+    if target == "image":
+        per_image = pca_train
+    elif target == "concept_mean":
+        per_image = np.stack([pca_train[[j for j, c in enumerate(concepts) if c == concepts[i]]]
+                              .mean(axis=0) for i in range(len(concepts))])
+    else:
+        text = np.load(root / "embeds/text/train.npy")
+        names = json.loads((root / "embeds/text/provenance.json").read_text())["concepts"]
+        pca = joblib.load(root / "models/pca.joblib")  # written by the pca stage
+        projected = (text - pca.mean_) @ pca.components_.T
+        per_image = np.stack([projected[names.index(c)] for c in concepts])
+    return per_image[rows]
+
+
+def test_train_target_reaches_the_model(project):
+    """Each train.target fits the mapper to its own targets: the saved ridge equals a ridge
+    fitted here on the targets computed independently, and the three models differ."""
+    coefs = {}
+    for target in ("image", "concept_mean", "text"):
+        dvc(project, "exp", "run", "-S", "train.mapper=ridge", "-S", f"train.target={target}")
+        model = joblib.load(project / "models/sub-1.joblib")
+        x = np.load(project / "data/trainsets/sub-1/X.npy")
+        alpha = yaml.safe_load((project / "params.yaml").read_text())["train"]["ridge"]["alpha"]
+        ref = Ridge(alpha=alpha).fit(x, _expected_targets(project, target))
+        np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-4, atol=1e-6)
+        coefs[target] = model.coef_
+    assert not np.allclose(coefs["image"], coefs["concept_mean"])
+    assert not np.allclose(coefs["image"], coefs["text"])
+    assert not np.allclose(coefs["concept_mean"], coefs["text"])
