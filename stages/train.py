@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="joblib file written by pca (fitted on training images; null = none)")
     ap.add_argument("--out", required=True, help="joblib file for the fitted mapper")
     args = ap.parse_args(argv)
-    # contrastive: idle OpenMP threads that spin made training 5-9x slower on a shared 2-core
-    # machine (README "Decoding quality"); must run before torch is imported
+    # contrastive: idle OpenMP threads must sleep, not spin (README "Decoding quality");
+    # this must run before torch is imported
     prefer_sleeping_openmp_threads()
     p = params_from(args).train
     x = load_npy(Path(args.trainset) / "X.npy")

@@ -59,7 +59,8 @@ def copy_project(dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
     (dest / "dvc.lock").unlink(missing_ok=True)
-    run = lambda *cmd: subprocess.run(cmd, cwd=dest, check=True, capture_output=True, text=True)
+    def run(*cmd):
+        return subprocess.run(cmd, cwd=dest, check=True, capture_output=True, text=True)
     run("git", "init", "-q")
     run("git", "config", "user.email", "test@example.invalid")
     run("git", "config", "user.name", "neurovision tests")
@@ -69,9 +70,9 @@ def copy_project(dest: Path) -> Path:
 def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the real ``dvc`` command line of this environment in ``cwd``."""
     bindir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-           # the stages import the copy's own library, not the installed one
-           "PYTHONPATH": str(Path(cwd) / "src"), "DVC_NO_ANALYTICS": "1"}
+    # no PYTHONPATH: the stages import the copy's own src/ by themselves (stages/_workspace.py)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", DVC_NO_ANALYTICS="1")
     proc = subprocess.run([str(bindir / "dvc"), *args], cwd=cwd, capture_output=True, text=True,
                           env=env)
     if check and proc.returncode != 0:

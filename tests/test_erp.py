@@ -127,7 +127,8 @@ def test_nan_in_a_later_block_is_reported_with_its_position():
     data = ep.data.copy()
     data[5, 2, 0, 30] = np.nan
     bad = Epochs(data=data, ch_names=ep.ch_names, times=ep.times, source="x.npy")
-    with pytest.raises(DataError, match=r"1 NaN or Inf value\(s\) \(first at image 5, repetition 2"):
+    with pytest.raises(DataError,
+                       match=r"1 NaN or Inf value\(s\) \(first at image 5, repetition 2"):
         erp_features(bad, ErpParams(), block=2)
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
-from neurovision.evaluation import (per_subject_rows, rank_histogram, subject_metrics, summarize,
-                                    topk_rows, trial_records)
+from neurovision.evaluation import (
+    per_subject_rows,
+    rank_histogram,
+    subject_metrics,
+    summarize,
+    topk_rows,
+    trial_records,
+)
 
 
 def _scores(n: int = 7, seed: int = 0) -> np.ndarray:
@@ -57,7 +65,7 @@ def test_rank_histogram_counts_every_rank_once(n):
     # the bins tile 1..n without gaps or overlaps
     bounds = [tuple(int(x) for x in label.split("-")) for label, _ in rows]
     assert bounds[0][0] == 1 and bounds[-1][1] == n
-    assert all(b[0] == a[1] + 1 for a, b in zip(bounds, bounds[1:]))
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(bounds))
 
 
 def test_subject_metrics_with_and_without_a_ceiling():

@@ -32,7 +32,7 @@ def test_to_rgb_handles_modes():
 
 
 def test_corrupt_image_names_the_member():
-    with pytest.raises(DataError, match="test_images/x/y.jpg: cannot decode"):
+    with pytest.raises(DataError, match=r"test_images/x/y\.jpg: cannot decode"):
         decode_image(b"\xff\xd8not a jpeg", "test_images/x/y.jpg")
 
 

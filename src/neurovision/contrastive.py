@@ -16,9 +16,8 @@ split by group (``fit(X, y, groups=concepts)``: validation concepts are unseen d
 training).  The criterion is the validation top-1 in galleries of :data:`VAL_GALLERY` (200,
 as the test) validation targets, computed exactly as the expectation over random galleries;
 with fewer than 5 x 200 validation targets the galleries hold a fifth of them, so that every
-row's rank counts.  Plain top-1 among all validation targets was too coarse to choose
-epochs: on the full-size simulation it hit 2-6 of 1,654 images, on the demo 1-4 of 60, and
-it stopped training at random.  Ties are broken by the validation loss.
+row's rank counts (plain top-1 among all validation targets is too coarse to choose
+epochs: README "Decoding quality").  Ties are broken by the validation loss.
 Test data never enters ``fit``.
 
 Everything is seeded by ``random_state``: the same seed gives identical predictions, another
@@ -38,7 +37,9 @@ from typing import Optional
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from neurovision.retrieval import l2_normalize
 
 # torch is imported where it is used, so that importing this module (and
 # neurovision.mappers) leaves a stage free to configure OpenMP before torch loads.
@@ -74,19 +75,20 @@ def expected_top1(scores: np.ndarray, truth: np.ndarray, gallery: int = VAL_GALL
 
 def group_split(groups: Sequence, val_fraction: float, seed: int
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices (train, val): a seeded random ``val_fraction`` of the distinct groups
-    (at least one, never all) goes to validation with all of its rows."""
+    """Row indices (train, val): scikit-learn's seeded ``GroupShuffleSplit`` holds out
+    ``val_fraction`` of the distinct groups (rounded up: at least one, never all) with all
+    of their rows."""
+    from sklearn.model_selection import GroupShuffleSplit
+
     groups = np.asarray(groups)
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    if len(uniq) < 2:
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
         raise ValueError(f"a validation split by group needs at least 2 groups, got "
-                         f"{len(uniq)}")
-    n_val = min(len(uniq) - 1, max(1, int(round(val_fraction * len(uniq)))))
-    perm = np.random.default_rng([seed, 7]).permutation(len(uniq))
-    is_val = np.zeros(len(uniq), dtype=bool)
-    is_val[perm[:n_val]] = True
-    val_rows = is_val[inverse]
-    return np.flatnonzero(~val_rows), np.flatnonzero(val_rows)
+                         f"{n_groups}")
+    n_val = min(n_groups - 1, max(1, math.ceil(val_fraction * n_groups)))
+    splitter = GroupShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
+    tr, va = next(splitter.split(np.zeros(len(groups)), groups=groups))
+    return np.sort(tr), np.sort(va)
 
 
 def device_problem(device: str) -> Optional[str]:
@@ -196,6 +198,13 @@ class ContrastiveMapper(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.multi_output = True  # y is (n, k): one embedding per row
+        tags.target_tags.single_output = False
+        return tags
+
     # ----------------------------------------------------------------------------------
     def fit(self, X, y, groups: Optional[Sequence] = None) -> ContrastiveMapper:
         """Train on rows ``X`` (n, n_features) with targets ``y`` (n, k).
@@ -203,17 +212,13 @@ class ContrastiveMapper(BaseEstimator):
         ``groups`` (n,) labels rows for the validation split (the concept of each row's
         image): whole groups are held out.  ``None`` groups rows by identical target.
         """
-        X = np.asarray(X, dtype=np.float32)
+        # scikit-learn's own checks: 2-D finite numeric X, as many rows in y, dense only
+        X, y = validate_data(self, X, y, dtype=np.float32, multi_output=True, y_numeric=True,
+                             ensure_min_samples=2)
         y = np.asarray(y, dtype=np.float64)
-        if X.ndim != 2 or y.ndim != 2 or len(X) != len(y):
-            raise ValueError(f"expected X (n, n_features) and y (n, k) with the same n, got "
-                             f"X {X.shape} and y {y.shape}")
-        if not (np.isfinite(X).all() and np.isfinite(y).all()):
-            raise ValueError("X and y must be finite")
-        norms = np.linalg.norm(y, axis=1, keepdims=True)
-        if (norms == 0).any():
-            raise ValueError("a target row is all zeros; cannot L2-normalise it")
-        y = (y / norms).astype(np.float32)
+        if y.ndim == 1:
+            y = y[:, None]
+        y = l2_normalize(y).astype(np.float32)  # a zero target stays zero: it matches nothing
         problem = device_problem(self.device)
         if problem:
             raise ValueError(f"device {self.device!r}: {problem}")
@@ -225,7 +230,6 @@ class ContrastiveMapper(BaseEstimator):
         if len(groups) != len(X):
             raise ValueError(f"groups has {len(groups)} entries for {len(X)} rows")
         tr, va = group_split(groups, self.val_fraction, self.random_state)
-        self.n_features_in_ = X.shape[1]
         self.val_groups_ = np.unique(groups[va])
         with _torch_state(self.random_state, self.device, self.threads):
             self._train(X, y, target_id, tr, va)
@@ -317,10 +321,7 @@ class ContrastiveMapper(BaseEstimator):
         import torch.nn.functional as F
 
         check_is_fitted(self, "encoder_state_")
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise ValueError(f"expected X with {self.n_features_in_} features, got shape "
-                             f"{X.shape}")
+        X = validate_data(self, X, dtype=np.float32, reset=False)
         with _torch_state(self.random_state, "cpu", self.threads), torch.no_grad():
             z = self.encoder()(torch.from_numpy(X))
             return F.normalize(z, dim=1).numpy()

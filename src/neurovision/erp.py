@@ -176,7 +176,7 @@ def check_subject(folder: str | Path) -> dict[str, tuple[int, ...]]:
                             f"{ep.data.shape} (image, repetition, channel, time)")
         epochs[name] = (ep.data.shape, ep.ch_names, ep.times)
         del ep
-    (tr_shape, tr_ch, tr_t), (te_shape, te_ch, te_t) = epochs.values()
+    (_tr_shape, tr_ch, tr_t), (_te_shape, te_ch, te_t) = epochs.values()
     if set(tr_ch) != set(te_ch):
         raise DataError(f"{folder}: training and test files have different channels: "
                         f"{list(tr_ch)} vs {list(te_ch)}")

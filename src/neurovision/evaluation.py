@@ -7,6 +7,7 @@ and trial i's true image is gallery image i (see :mod:`neurovision.retrieval`).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -60,7 +61,7 @@ def rank_histogram(r: np.ndarray, n_gallery: int, n_bins: int = RANK_BINS) -> li
     edges = np.unique(np.linspace(0, n_gallery, min(n_gallery, n_bins) + 1).round().astype(int))
     r = np.asarray(r)
     return [[f"{lo + 1:03d}-{hi:03d}", int(((r > lo) & (r <= hi)).sum())]
-            for lo, hi in zip(edges[:-1], edges[1:])]
+            for lo, hi in itertools.pairwise(edges)]
 
 
 def summarize(per_subject: list[dict]) -> dict:

@@ -53,6 +53,6 @@ def test_prints_one_table_and_caches_the_embeddings(bench, tmp_path, capsys, mon
         raise AssertionError("embedded again despite the cache")
 
     monkeypatch.setattr(bench, "embed_images", no_embedding)
-    assert bench.main(argv[:-len(TINY) - 1] + ["--no-noise-free", "--demo", *TINY]) == 0
+    assert bench.main([*argv[:-len(TINY) - 1], "--no-noise-free", "--demo", *TINY]) == 0
     rows2 = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["top1"] for r in rows2] == [r["top1"] for r in rows[:4]]  # seeded: same numbers

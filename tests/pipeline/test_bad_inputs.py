@@ -363,8 +363,7 @@ ROWS = [
     Row("zip-of-zero-bytes", "embed", write_bytes(f"{IMAGES}/test_images.zip", b""),
         r"test_images\.zip", r"expected a zip archive", r"got 0 bytes"),
     Row("corrupt-jpeg", "embed", both(
-        edit_zip("test_images", lambda m: m[:3] + [(m[3][0], m[3][1][: len(m[3][1]) // 2])]
-                 + m[4:]),
+        edit_zip("test_images", lambda m: [*m[:3], (m[3][0], m[3][1][:len(m[3][1]) // 2]), *m[4:]]),
         params(embed={"num_workers": 0})),
         r"test_images\.zip:test_images/.*\.jpg", r"expected a readable image",
         r"got \d+ bytes"),

@@ -77,7 +77,8 @@ def _stage_deps() -> list[tuple[str, Path, set[str]]]:
 @pytest.mark.parametrize("name, script, deps", _stage_deps(), ids=[s[0] for s in _stage_deps()])
 def test_stage_deps_list_exactly_the_code_it_imports(name, script, deps):
     needed = code_deps(script)
-    assert not needed - deps, f"{name}: code it runs but does not depend on: {sorted(needed - deps)}"
+    missing = sorted(needed - deps)
+    assert not missing, f"{name}: code it runs but does not depend on: {missing}"
     assert not deps - needed, f"{name}: code deps it never imports: {sorted(deps - needed)}"
 
 

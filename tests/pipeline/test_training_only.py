@@ -20,7 +20,7 @@ def run_erp(params, raw, out):
 def test_erp_standardisation_uses_training_split_only(tmp_path, tiny_params):
     raw = tmp_path / "raw"
     demo.write_subject(raw, DemoParams(**TINY_DEMO), 1)
-    train_a, test_a = run_erp(tiny_params, raw, tmp_path / "a")
+    train_a, _test_a = run_erp(tiny_params, raw, tmp_path / "a")
     # training features are z-scored with their own statistics
     np.testing.assert_allclose(train_a.mean(0), 0, atol=1e-4)
     np.testing.assert_allclose(train_a.std(0), 1, atol=1e-3)
@@ -56,6 +56,6 @@ def test_pca_fitted_on_training_embeddings_only(tmp_path):
     np.testing.assert_array_equal(pca_a.components_, pca_b.components_)
     np.testing.assert_array_equal(out_a, out_b)
     # brute-force reference: components are the top eigenvectors of the training covariance
-    evals, evecs = np.linalg.eigh(np.cov(train.T.astype(np.float64)))
+    _evals, evecs = np.linalg.eigh(np.cov(train.T.astype(np.float64)))
     top = evecs[:, ::-1][:, : pca_a.n_components_].T
     np.testing.assert_allclose(np.abs(np.sum(top * pca_a.components_, axis=1)), 1, atol=1e-4)

@@ -96,8 +96,9 @@ def _fake(**kw) -> Encoder:
 def test_chunk_key_changes_with_model_weights_transform_blur_and_file(tmp_path):
     """...and precision, batch size, thread count, forward path and image name/content."""
     members, prints = ["test_images/a/1.jpg", "test_images/b/2.jpg"], ["crc32:1:10", "crc32:2:10"]
-    key = lambda enc=None, m=members, f=prints, **kw: chunk_key(
-        chunk_config(enc or _fake(), **kw), m, f)
+    def key(enc=None, m=members, f=prints, **kw):
+        return chunk_key(
+            chunk_config(enc or _fake(), **kw), m, f)
     base = key()
     assert key() == base  # deterministic
     ckpt = tmp_path / "weights.pt"
@@ -122,7 +123,8 @@ def test_chunk_key_changes_with_model_weights_transform_blur_and_file(tmp_path):
     assert variants["checkpoint content"] != with_ckpt
     assert len(set(variants.values())) == len(variants)
     # A transform whose repr holds an object address gives the same key in every process.
-    make = lambda: (lambda img: img)
+    def make():
+        return (lambda img: img)
     one, two = make(), make()
     assert repr(one) != repr(two)
     assert key(_fake(preprocess=one)) == key(_fake(preprocess=two))

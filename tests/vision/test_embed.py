@@ -113,7 +113,7 @@ def test_embeddings_follow_member_order_and_are_normalised(tmp_path, encoder):
     np.testing.assert_allclose(fwd[::-1], rev, atol=1e-5)
     assert not np.allclose(fwd[0], fwd[1])
     with pytest.raises(DataError, match="missing"):
-        src.check(names + ["test_images/nope/x.jpg"])
+        src.check([*names, "test_images/nope/x.jpg"])
 
 
 @pytest.mark.parametrize("sigma", [0.0, 2.0])

@@ -81,14 +81,15 @@ def test_random_init_is_seeded(encoder):
     import torch
     other = load_encoder("ViT-B-32", "none", seed=0)
     third = load_encoder("ViT-B-32", "none", seed=1)
-    w = lambda e: next(e.model.visual.parameters()).detach()
+    def w(e):
+        return next(e.model.visual.parameters()).detach()
     assert torch.equal(w(encoder), w(other)) and not torch.equal(w(encoder), w(third))
 
 
 def test_unknown_model_and_tag_are_param_errors():
-    with pytest.raises(DataError, match="embed.model"):
+    with pytest.raises(DataError, match=r"embed\.model"):
         load_encoder("ViT-Q-99", "none")
-    with pytest.raises(DataError, match="embed.pretrained"):
+    with pytest.raises(DataError, match=r"embed\.pretrained"):
         load_encoder("ViT-B-32", "no-such-tag")
 
 

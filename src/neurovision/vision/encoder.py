@@ -44,7 +44,7 @@ def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = 
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=None, device=device)
     else:
-        # --- pretrained weights: a checkpoint file, or an OpenCLIP tag (issue 4) ---
+        # pretrained weights: a checkpoint file, or an OpenCLIP tag
         is_file = os.path.isfile(pretrained)
         if not is_file and pretrained not in open_clip.list_pretrained_tags_by_model(model_name):
             if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin",

@@ -43,9 +43,9 @@ def _class_token_forward(visual: Any) -> Any:
 
     A ViT pooled on the class token reads one row of the last block's output, and that
     row needs the block's keys and values for every token but its query, attention
-    output, MLP and final norm for the class token alone.  This skips about 1/12 of
-    ViT-B-32's work and about 4/5 of the last block's; the result is the same up to
-    float rounding (tests/vision/test_forward.py compares it with ``encode_image``).
+    output, MLP and final norm for the class token alone: most of the last block's work
+    is skipped, and the result is the same up to float rounding (compared with
+    ``encode_image`` on a seeded batch before use, see :func:`forward_path`).
     """
     blocks = visual.transformer.resblocks
 

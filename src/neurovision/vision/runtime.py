@@ -13,11 +13,10 @@ import joblib
 def prefer_sleeping_openmp_threads() -> bool:
     """Before torch is first imported: let idle OpenMP threads sleep, not spin.
 
-    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy.  With spinning threads
-    (the default) a 2-core machine shared with other work ran ViT inference at 2 threads
-    5x slower than at 1 thread; sleeping threads removed the penalty (README
-    "Performance").  Call it at the start of a program, never at import; returns whether
-    it could still take effect (torch not yet imported).
+    Sets ``OMP_WAIT_POLICY=PASSIVE`` unless the user chose a policy: spinning idle threads
+    compete with the working ones on a machine shared with other work (README
+    "Performance" has the measurements).  Call it at the start of a program, never at
+    import; returns whether it could still take effect (torch not yet imported).
     """
     if "torch" in sys.modules:
         return False
