@@ -21,15 +21,16 @@ def make_epochs(n_img=3, n_rep=5, chans=("O1", "Oz", "O2"), n_t=100, seed=0):
 
 
 def test_averages_repetitions_not_channels():
-    # 5 repetitions and 3 channels: swapping the axes gives a different shape and values.
-    ep = make_epochs(n_img=2, n_rep=5, chans=("O1", "Oz", "O2"))
-    p = ErpParams(channels=("O1", "Oz", "O2"), tmin=-0.2, tmax=0.79, standardize=False)
+    # As many repetitions as channels: averaging the wrong axis gives the same shape, so only
+    # the values can tell; the reference is an explicit loop over (image, channel, time).
+    ep = make_epochs(n_img=2, n_rep=3, chans=("O1", "Oz", "O2"), n_t=20)
+    p = ErpParams(channels=("O1", "Oz", "O2"), tmin=-0.2, tmax=-0.01, standardize=False)
     feats = erp_features(ep, p)
-    assert feats.shape == (2, 3 * 100)
-    expected = ep.data.mean(axis=1).reshape(2, -1)  # (image, channel, time) flattened
-    np.testing.assert_allclose(feats, expected)
-    wrong = ep.data.mean(axis=2)  # channel average of single trials: (image, rep, time)
-    assert wrong.reshape(2, -1).shape != feats.shape
+    ref = np.array([[sum(ep.data[i, r, c, t] for r in range(3)) / 3
+                     for c in range(3) for t in range(20)] for i in range(2)])
+    np.testing.assert_allclose(feats, ref)
+    wrong = ep.data.mean(axis=2).reshape(2, -1)  # channel average of single trials
+    assert wrong.shape == feats.shape and not np.allclose(wrong, feats)
 
 
 def test_channels_selected_by_name_with_shuffled_order():

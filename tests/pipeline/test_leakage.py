@@ -27,9 +27,16 @@ from neurovision.release import load_metadata
 from neurovision.retrieval import l2_normalize
 
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-#: Paths that hold test-split data; the train stage must depend on none of them.
-TEST_PATHS = ("data/raw/sub-", "data/features/test", "embeds/clip", "embeds/pca/test.npy",
-              "data/ceiling")
+#: Paths that hold test-split data (subject 1); the train stage must depend on none of them,
+#: nothing inside them and no folder that holds them.
+TEST_PATHS = ("data/raw/sub-1/preprocessed_eeg_test.npy", "data/features/test/sub-1.npy",
+              "embeds/clip/test.npy", "embeds/pca/test.npy", "data/ceiling/sub-1.json")
+
+
+def overlaps(dep: str, path: str) -> bool:
+    """``dep`` is ``path``, lies inside it, or is a folder that holds it."""
+    a, b = Path(dep), Path(path)
+    return a == b or b in a.parents or a in b.parents
 FAST_CONTRASTIVE = {"batch_size": 64, "epochs": 15, "patience": 5, "threads": 1}
 
 
@@ -80,6 +87,17 @@ def set_train(root: Path, mapper: str, target: str) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def rename_test_entries(root: Path) -> None:
+    """Give the test images of image_metadata.npy other names, concepts and THINGS ids,
+    none of which any training entry has."""
+    path = root / "data/raw/images/image_metadata.npy"
+    meta = load_npy_dict(path)
+    meta = {k: (list(v) if not k.startswith("test_") else [f"held-out-{i}-{x}" for i, x in
+                                                            enumerate(v)])
+            for k, v in meta.items()}
+    save_npy_dict(path, meta)
+
+
 def train_outputs(root: Path) -> dict[str, bytes]:
     outs = DVC["train"]["do"]["outs"]
     return {o: (root / o.replace("${item}", "1")).read_bytes() for o in outs}
@@ -88,7 +106,11 @@ def train_outputs(root: Path) -> dict[str, bytes]:
 def test_train_stage_deps_hold_no_test_data():
     deps = DVC["train"]["do"]["deps"]
     for dep in deps:
-        assert not dep.startswith(TEST_PATHS), dep
+        dep = dep.replace("${item}", "1")
+        assert not any(overlaps(dep, t) for t in TEST_PATHS), dep
+    # the check itself: a parent folder of test data, or the test file, would be caught
+    assert overlaps("data/raw", TEST_PATHS[0]) and overlaps("embeds/pca/test.npy", TEST_PATHS[3])
+    assert not overlaps("embeds/pca/train.npy", TEST_PATHS[3])
     # and its command names no other input than its deps
     argv = stage_argv("train")
     inputs = [a for a in argv if "/" in a and not a.startswith("models/sub-")]
@@ -115,6 +137,7 @@ def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper
     save_npy_dict(raw, d)
     clip_test = load_npy(root / "embeds/clip/test.npy")
     save_npy(root / "embeds/clip/test.npy", clip_test[::-1] * -1)
+    rename_test_entries(root)  # the test entries of the metadata, too
     for name in ("erp", "pool", "trainset", "pca", "train"):
         if name in DVC:
             run_stage(name)
@@ -133,6 +156,9 @@ def test_validation_split_holds_only_training_concepts(workdir, tmp_path, monkey
     root = tmp_path / "p"
     shutil.copytree(workdir, root)
     monkeypatch.chdir(root)
+    # test concepts named unlike any training concept, so that validation groups drawn from
+    # the test entries could not pass as training concepts below
+    rename_test_entries(root)
     set_train(root, "contrastive", "image")
     run_stage("train")
     model = joblib.load(root / "models/sub-1.joblib")
@@ -140,9 +166,7 @@ def test_validation_split_holds_only_training_concepts(workdir, tmp_path, monkey
     train_c = meta["train_img_concepts"]
     val = set(model.val_groups_.tolist())
     assert val and val < set(train_c)
-    # by identity (THINGS ids; demo concept names can repeat words across splits)
-    things = dict(zip(train_c, meta["train_img_concepts_THINGS"]))
-    assert not {things[c] for c in val} & set(meta["test_img_concepts_THINGS"])
+    assert not val & set(meta["test_img_concepts"])
     # about val_fraction of the training concepts, each with all of its images held out
     n_concepts = len(set(train_c))
     assert len(val) == round(0.1 * n_concepts)

@@ -84,3 +84,51 @@ def test_experiment_with_another_mapper_reruns_only_train_and_evaluate(project):
 def subprocess_git(cwd, *args):
     import subprocess
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def test_evaluate_outputs_agree_with_each_other_and_with_a_brute_force_ranking(project):
+    """retrieval.json, trials.json, topk.csv and ranks.csv of evaluate@1, recomputed here from
+    the saved mapper, the test features and the gallery with plain numpy."""
+    import csv
+
+    import joblib
+    import numpy as np
+
+    dvc(project, "repro")
+    res = project / "metrics/subjects/sub-1"
+    metrics = json.loads((res / "retrieval.json").read_text())
+    trials = json.loads((res / "trials.json").read_text())
+    model = joblib.load(project / "models/sub-1.joblib")  # written by train@1
+    pred = model.predict(np.load(project / "data/features/test/sub-1.npy"))
+    gallery = np.load(project / "embeds/pca/test.npy").astype(np.float64)
+    pred = pred / np.linalg.norm(pred, axis=1, keepdims=True)
+    gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    scores = pred @ gallery.T
+    n = len(scores)
+    rank = np.array([1 + sum(scores[i, j] > scores[i, i] for j in range(n)) for i in range(n)])
+    assert [t["rank"] for t in trials] == rank.tolist()
+    for t in trials:
+        i = t["trial"]
+        best = sorted(range(n), key=lambda j: -scores[i, j])[:len(t["top_indices"])]
+        assert t["top_indices"] == best
+        np.testing.assert_allclose(t["top_scores"], scores[i, best], atol=1e-6)
+        np.testing.assert_allclose(t["true_score"], scores[i, i], atol=1e-6)
+    # the metrics follow from the per-trial ranks (no ties among float scores)
+    from_trials = np.array([t["rank"] for t in trials])
+    for key, k in (("top1", 1), ("top5", 5), ("top10", 10)):
+        assert metrics[key] == pytest.approx(np.mean(from_trials <= k))
+    assert metrics["mean_rank"] == pytest.approx(from_trials.mean())
+    assert metrics["median_rank"] == pytest.approx(np.median(from_trials))
+    with open(res / "topk.csv") as f:
+        topk = list(csv.DictReader(f))
+    assert [int(r["k"]) for r in topk] == list(range(1, n + 1))
+    for r in topk:
+        k = int(r["k"])
+        assert float(r["accuracy"]) == pytest.approx(np.mean(from_trials <= k))
+        assert float(r["chance"]) == pytest.approx(k / n)
+    with open(res / "ranks.csv") as f:
+        hist = list(csv.DictReader(f))
+    assert sum(int(r["count"]) for r in hist) == n
+    for r in hist:
+        lo, hi = (int(x) for x in r["rank"].split("-"))
+        assert int(r["count"]) == int(((from_trials >= lo) & (from_trials <= hi)).sum())
