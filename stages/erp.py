@@ -12,11 +12,11 @@ from pathlib import Path
 import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 
 from neurovision.erp import channel_list, check_same_times, erp_features, load_epochs
 from neurovision.io import save_json, save_npy
 from neurovision.stage import params_from, parser, run
+from neurovision.train_fit import standardize
 
 log = logging.getLogger("neurovision.erp")
 
@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     check_same_times(test_ep.times, train_times, test_ep.source, train_source)
     test = erp_features(test_ep, p)
     if p.standardize:
-        scaler = StandardScaler().fit(train)  # training rows only
-        train, test = scaler.transform(train), scaler.transform(test)
+        train, test = standardize(train, test)  # statistics of the training rows only
     save_npy(args.out_test, test.astype(np.float32))
     save_npy(args.out_train, train.astype(np.float32))
     save_json(args.out_info, {

@@ -10,11 +10,11 @@ import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
 import joblib
 import numpy as np
-from sklearn.decomposition import PCA
 
-from neurovision.errors import DataError, ParamError
+from neurovision.errors import DataError
 from neurovision.io import atomic_path, load_npy, save_npy
 from neurovision.stage import params_from, parser, run
+from neurovision.train_fit import pca_project
 
 log = logging.getLogger("neurovision.pca")
 
@@ -28,23 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     p = params_from(args).pca
     train = load_npy(Path(args.embeds) / "train.npy")
-    test = load_npy(Path(args.embeds) / "test.npy")
-    if train.ndim != 2 or test.ndim != 2 or train.shape[1] != test.shape[1]:
-        raise DataError(f"{Path(args.embeds) / 'test.npy'}: expected {train.shape[-1]} "
-                        f"dimensions per image (train.npy has shape {train.shape}), got shape "
-                        f"{test.shape}")
-    if p.n_components is None:
-        pca = None
-        out_train, out_test = train, test
+    test_path = Path(args.embeds) / "test.npy"
+    test = load_npy(test_path)
+    try:
+        out_train, out_test, pca = pca_project(train, test, p.n_components)
+    except DataError as exc:
+        raise DataError(f"{test_path}: {exc}") from None
+    if pca is None:
         log.info("pca.n_components is null: using the full %d-d embeddings", train.shape[1])
     else:
-        limit = min(train.shape)
-        if p.n_components > limit:
-            raise ParamError(f"params: pca.n_components: expected at most {limit} (min of "
-                             f"{train.shape[0]} training images and {train.shape[1]} "
-                             f"embedding dims), got {p.n_components}")
-        pca = PCA(n_components=p.n_components, svd_solver="full").fit(train)  # training only
-        out_train, out_test = pca.transform(train), pca.transform(test)
         log.info("PCA: %d components keep %.1f%% of the training variance", p.n_components,
                  100 * pca.explained_variance_ratio_.sum())
     save_npy(args.out_train, np.asarray(out_train, dtype=np.float32))
