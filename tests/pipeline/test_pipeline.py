@@ -14,7 +14,8 @@ KEYS = ("top1", "top5", "top10", "two_way", "four_way", "ten_way", "fifty_way", 
 
 
 #: Stages that gather all subjects' results; they rerun whenever any subject's result changes.
-GATHER = {"summarize", "bundle"}
+#: (check reruns on every change of params.yaml: it validates the file first.)
+GATHER = {"summarize", "bundle", "check"}
 
 
 def ran(output: str) -> set[str]:

@@ -63,8 +63,8 @@ def test_three_subjects_one_embedding_then_add_a_fourth(project):
     out = dvc(project, "repro").stdout
     # subject 4's stages, the pool manifest (unchanged under intra, so trainset@1-3 stay
     # up to date) and the stages that gather every subject's results
-    assert ran(out) == {"download@4", "erp@4", "pool", "trainset@4", "train@4", "evaluate@4",
-                        "summarize"} | ({"bundle"} & ran(out))
+    assert ran(out) == {"check", "download@4", "erp@4", "pool", "trainset@4", "train@4",
+                        "evaluate@4", "summarize"} | ({"bundle"} & ran(out))
     assert json.loads((project / "metrics/retrieval.json").read_text())["n_subjects"] == 4
 
 
@@ -102,8 +102,8 @@ def test_queue_sweep_compare_and_plots(project, tmp_path):
     for name in names[-2:]:
         log = dvc(project, "queue", "logs", name).stdout
         # only train, evaluate and summarize run in a mapper sweep
-        assert set(re.findall(r"Running stage '([^'@]+)", log)) <= {"train", "evaluate",
-                                                                      "summarize", "bundle"}, log
+        assert set(re.findall(r"Running stage '([^'@]+)", log)) <= {
+            "check", "train", "evaluate", "summarize", "bundle"}, log
 
     shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
     exps = [rev for row in shown for e in (row.get("experiments") or []) for rev in e["revs"]]
