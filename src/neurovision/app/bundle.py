@@ -1,6 +1,6 @@
 """The deployable bundle: the few small files the explorer needs, without the raw data.
 
-Layout (:data:`neurovision.app.data.BUNDLE_FILES`)::
+Layout (:data:`neurovision.app.layout.BUNDLE_FILES`)::
 
     manifest.json        format, version, subjects, top_k, n_test, image size, file sizes
     retrieval.json       the summary metrics (copy of metrics/retrieval.json)
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurovision.app.data import BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_VERSION, check_trials
+from neurovision.app.layout import BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_VERSION, check_trials
 from neurovision.erp import REP_AXIS, load_epochs
 from neurovision.errors import DataError
 from neurovision.images import ImageSource, decode_image
