@@ -63,7 +63,9 @@ def missing_page(exc: MissingOutput) -> None:
     st.info(f"The explorer needs `{exc.path}`{also}, which does not exist yet.")
     st.markdown(f"{exc.advice[:1].upper()}{exc.advice[1:]}:")
     st.code(exc.command, language="bash")
-    st.caption("`dvc repro` alone runs the whole pipeline.")
+    st.caption("`dvc repro` alone runs the whole pipeline. If the output was there before and "
+               "a failed run removed it (DVC deletes a stage's outputs just before the stage "
+               "runs), `dvc checkout` brings back the last good outputs from DVC's cache.")
 
 
 def missing_notice(exc: MissingOutput) -> None:
