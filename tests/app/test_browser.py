@@ -7,8 +7,6 @@ chromium binary exists; under CI (CI=true) a missing browser is a failure, not a
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,21 +17,11 @@ from pathlib import Path
 import pytest
 from appdata import TOP_K, copy_outputs, outputs_fixture  # noqa: F401  (the fixture)
 
+from conftest import chromium_driver, needs_chromium
 from neurovision.app.views import concept_name
 
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium"
-                                        if Path("/usr/bin/chromium").exists() else None)
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+pytestmark = [pytest.mark.browser, needs_chromium]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI", "").lower() != "true",
-                       reason="no chromium binary (apt-get install chromium chromium-driver)"),
-]
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1700", "--hide-scrollbars"]
 LOADED_RESULTS = ("return Array.from(document.querySelectorAll('.st-key-results img'))"
                   ".filter(i => i.complete && i.naturalWidth > 0).length")
 
@@ -69,16 +57,7 @@ def serve(root: Path, log: Path) -> tuple[subprocess.Popen, str]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    assert CHROMIUM, "CI must have chromium: apt-get install chromium chromium-driver"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
+    driver = chromium_driver(tmp_path_factory.mktemp("chromium-profile"))
     yield driver
     driver.quit()
 
