@@ -19,6 +19,7 @@ import numpy as np
 from neurovision.errors import NeurovisionError
 from neurovision.experiments import Experiment, exp_show, parse_exp_show
 from neurovision.io import load_json
+from neurovision.retrieval import chance_levels
 
 
 def select(experiments: Iterable[Experiment], names: Sequence[str] | None = None,
@@ -68,8 +69,9 @@ def markdown_table(experiments: Iterable[Experiment], keys: Sequence[str] = ("to
         for k in keys:
             vals = [m[k] for m in e.per_subject.values() if m.get(k) is not None]
             mean_row.append(_fmt(vals) if vals else "–")
-            ch = [m.get(f"{k}_chance") for m in e.per_subject.values()]
-            chance_row.append(f"{100 * ch[0]:.1f}" if ch and ch[0] is not None else "–")
+            n_test = [m.get("n_test") for m in e.per_subject.values() if m.get("n_test")]
+            ch = chance_levels(int(n_test[0])).get(f"{k}_chance") if n_test else None
+            chance_row.append("–" if ch is None else f"{100 * ch:.1f}")
     lines.append("| " + " | ".join(mean_row) + " |")
     lines.append("| " + " | ".join(chance_row) + " |")
     return "\n".join(lines) + "\n"

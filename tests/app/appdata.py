@@ -60,6 +60,7 @@ def make_outputs(root: Path, subjects: tuple[int, ...] = (1, 2), top_k: int = TO
             "--out", str(root / f"metrics/subjects/sub-{s}")])
     load_stage("summarize").main([*prm, "--subjects-dir", str(root / "metrics/subjects"),
                                   "--out", str(root / "metrics/retrieval.json"),
+                                  "--details", str(root / "metrics/details.json"),
                                   "--table", str(root / "metrics/per_subject.csv")])
     return root
 
@@ -70,7 +71,7 @@ def make_bundle(root: Path, out: Path, image_size: int = 32) -> Path:
         "--params", str(root / "params.yaml"),
         "--metadata", str(root / "data/raw/images/image_metadata.npy"),
         "--images", str(root / "data/raw/images"), "--gallery", str(root / "embeds/pca/test.npy"),
-        "--summary", str(root / "metrics/retrieval.json"),
+        "--summary", str(root / "metrics/details.json"),
         "--results", str(root / "metrics/subjects"), "--eeg", str(root / "data/raw"),
         "--info", str(root / "data/features/info"), "--features", str(root / "data/features/test"),
         "--models", str(root / "models"), "--image-size", str(image_size), "--out", str(out)])

@@ -63,7 +63,7 @@ def test_bundle_from_an_unpacked_image_folder_is_the_same(outputs, bundle, tmp_p
 def test_bundle_refuses_bad_settings_and_short_inputs(outputs, tmp_path):
     args = dict(subjects=[1], top_k=TOP_K, metadata=outputs / "data/raw/images/image_metadata.npy",
                 images=outputs / "data/raw/images", gallery=outputs / "embeds/pca/test.npy",
-                summary=outputs / "metrics/retrieval.json", results=outputs / "metrics/subjects",
+                summary=outputs / "metrics/details.json", results=outputs / "metrics/subjects",
                 eeg=outputs / "data/raw", info=outputs / "data/features/info",
                 features=outputs / "data/features/test", models=outputs / "models")
     with pytest.raises(DataError, match="image size must be >= 16 pixels, got 8"):

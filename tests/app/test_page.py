@@ -125,7 +125,7 @@ def test_k_slider_and_random_trial(outputs, monkeypatch):
 
 def test_overview_shows_metrics_with_chance(outputs, monkeypatch):
     at = run_app(monkeypatch, "--root", str(outputs))
-    summary = json.loads((outputs / "metrics/retrieval.json").read_text())
+    summary = json.loads((outputs / "metrics/details.json").read_text())
     top1 = next(m for m in at.metric if m.label.startswith("top-1 "))
     assert top1.label == f"top-1 (chance {1 / N_TEST:.1%})"
     assert top1.value == f"{summary['top1']:.1%}"

@@ -69,13 +69,13 @@ def test_sources_read_what_the_stages_wrote(outputs, bundle, kind):
     src.check_ready()
     assert src.subjects == SUBJECTS and src.top_k == TOP_K and src.n_test == N_TEST
     assert src.ready_subjects() == list(SUBJECTS)
-    assert src.summary() == read_json(outputs / "metrics/retrieval.json")
+    assert src.summary() == read_json(outputs / "metrics/details.json")
     for s in SUBJECTS:
         res = outputs / f"metrics/subjects/sub-{s}"
         trials = read_json(res / "trials.json")
         assert src.trials(s) == trials
         assert [src.concept(i) for i in range(N_TEST)] == [t["concept"] for t in trials]
-        assert src.subject_metrics(s) == read_json(res / "retrieval.json")
+        assert src.subject_metrics(s) == read_json(res / "details.json")
         pd.testing.assert_frame_equal(src.topk_curve(s), pd.read_csv(res / "topk.csv"))
         pd.testing.assert_frame_equal(src.rank_histogram(s), pd.read_csv(res / "ranks.csv"))
         info = read_json(outputs / f"data/features/info/sub-{s}.json")
@@ -209,7 +209,7 @@ def test_missing_bundle_file_names_the_bundle_stage(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"version": 99}, "expected bundle version 1, got 99"),
+    ({"version": 99}, "expected bundle version 2, got 99"),
     ({"format": "other"}, "expected format 'neurovision-bundle', got 'other'"),
 ])
 def test_bundle_of_another_format_is_refused(bundle, tmp_path, change, match):

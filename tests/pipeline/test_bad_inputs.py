@@ -410,8 +410,8 @@ ROWS = [
         r"data/ceiling/sub-1\.json", r"expected JSON", r"got"),
     # ---- summarize -------------------------------------------------------------------------
     Row("subject-metrics-missing", "summarize",
-        remove("metrics/subjects/sub-1/retrieval.json"),
-        r"metrics/subjects/sub-1/retrieval\.json", r"expected", r"no such file|not found"),
+        remove("metrics/subjects/sub-1/details.json"),
+        r"metrics/subjects/sub-1/details\.json", r"expected", r"no such file|not found"),
 ]
 
 

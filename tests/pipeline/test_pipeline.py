@@ -37,7 +37,7 @@ def test_repro_from_scratch_then_nothing_to_do(project):
     assert {"download_images", "download@1", "erp@1", "embed", "pca", "pool", "trainset@1",
             "train@1", "evaluate@1", "summarize"} <= every_stage
     assert ran(out) == every_stage
-    metrics = json.loads((project / "metrics" / "retrieval.json").read_text())
+    metrics = json.loads((project / "metrics" / "details.json").read_text())
     for key in KEYS:
         assert key in metrics
         assert key == "n_test" or f"{key}_chance" in metrics
@@ -77,7 +77,7 @@ def test_experiment_with_another_mapper_reruns_only_train_and_evaluate(project):
     diff = dvc(project, "metrics", "diff", "--json").stdout
     changed = json.loads(diff)["metrics/retrieval.json"]
     assert "top1" in changed and changed["top1"]["old"] is not None
-    metrics = json.loads((project / "metrics" / "retrieval.json").read_text())
+    metrics = json.loads((project / "metrics" / "details.json").read_text())
     assert metrics["mapper"] == "pls"
     assert metrics["two_way"] > 0.6
 
@@ -97,7 +97,9 @@ def test_evaluate_outputs_agree_with_each_other_and_with_a_brute_force_ranking(p
 
     dvc(project, "repro")
     res = project / "metrics/subjects/sub-1"
-    metrics = json.loads((res / "retrieval.json").read_text())
+    metrics = json.loads((res / "details.json").read_text())
+    assert json.loads((res / "retrieval.json").read_text()) == {
+        k: metrics[k] for k in ("top1", "top5", "top10", "two_way", "mean_rank", "n_test")}
     trials = json.loads((res / "trials.json").read_text())
     model = joblib.load(project / "models/sub-1.joblib")  # written by train@1
     pred = model.predict(np.load(project / "data/features/test/sub-1.npy"))

@@ -47,8 +47,8 @@ def test_three_subjects_one_embedding_then_add_a_fourth(project):
     assert ran(out) == every_stage
     assert out.count("Running stage 'embed'") == 1
 
-    summary = json.loads((project / "metrics/retrieval.json").read_text())
-    subs = [json.loads((project / f"metrics/subjects/sub-{s}/retrieval.json").read_text())
+    summary = json.loads((project / "metrics/details.json").read_text())
+    subs = [json.loads((project / f"metrics/subjects/sub-{s}/details.json").read_text())
             for s in (1, 2, 3)]
     assert summary["subjects"] == [1, 2, 3] and summary["n_subjects"] == 3
     for key in ("top1", "top5", "two_way", "mean_rank"):
@@ -78,9 +78,9 @@ def test_inter_subject_protocol(project):
         info = json.loads((project / f"data/trainsets/sub-{s}/info.json").read_text())
         assert info["protocol"] == "inter"
         assert info["training_subjects"] == [o for o in (1, 2, 3, 4) if o != s]
-        m = json.loads((project / f"metrics/subjects/sub-{s}/retrieval.json").read_text())
+        m = json.loads((project / f"metrics/subjects/sub-{s}/details.json").read_text())
         assert m["protocol"] == "inter" and 0 <= m["top1"] <= 1
-    summary = json.loads((project / "metrics/retrieval.json").read_text())
+    summary = json.loads((project / "metrics/details.json").read_text())
     assert summary["protocol"] == "inter" and summary["n_subjects"] == 4
     # back to the committed intra baseline for the next test
     git(project, "checkout", "--", "params.yaml")

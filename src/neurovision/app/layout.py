@@ -18,8 +18,8 @@ from neurovision.errors import DataError
 #: ``images`` is the folder holding ``test_images.zip`` or an unpacked ``test_images/``.
 PIPELINE_FILES: dict[str, tuple[str, str | None]] = {
     "params": ("params.yaml", None),
-    "summary": ("metrics/retrieval.json", "summarize"),
-    "metrics": ("metrics/subjects/sub-{s}/retrieval.json", "evaluate@{s}"),
+    "summary": ("metrics/details.json", "summarize"),
+    "metrics": ("metrics/subjects/sub-{s}/details.json", "evaluate@{s}"),
     "trials": ("metrics/subjects/sub-{s}/trials.json", "evaluate@{s}"),
     "topk": ("metrics/subjects/sub-{s}/topk.csv", "evaluate@{s}"),
     "ranks": ("metrics/subjects/sub-{s}/ranks.csv", "evaluate@{s}"),
@@ -33,13 +33,13 @@ PIPELINE_FILES: dict[str, tuple[str, str | None]] = {
 }
 
 BUNDLE_FORMAT = "neurovision-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: the metrics files are details.json
 
 #: logical name -> path inside a bundle directory (all written by the ``bundle`` stage).
 BUNDLE_FILES: dict[str, str] = {
     "manifest": "manifest.json",
-    "summary": "retrieval.json",
-    "metrics": "sub-{s}/retrieval.json",
+    "summary": "details.json",
+    "metrics": "sub-{s}/details.json",
     "trials": "sub-{s}/trials.json",
     "topk": "sub-{s}/topk.csv",
     "ranks": "sub-{s}/ranks.csv",
