@@ -5,6 +5,7 @@ import pytest
 
 from conftest import TINY_DEMO
 from neurovision import demo
+from neurovision.channels import positions
 from neurovision.erp import load_epochs
 from neurovision.io import load_npy_dict
 from neurovision.params import DemoParams
@@ -96,3 +97,16 @@ def test_ideal_observer_without_background_noise():
     out = demo.ideal_observer(test["preprocessed_eeg_data"].mean(axis=1), mu,
                               model.averaged_covariance(p0.test_reps))
     assert out["top1"] == 1.0
+
+
+def test_sources_lie_under_the_release_channels():
+    """The source geometry is in the frame of channels.positions: centres inside the
+    channels' extent (to 0.05 head radii), topographies a little wider than their spacing."""
+    pos = positions(RELEASE_CHANNELS)
+    lo, hi = pos.min(axis=0) - 0.05, pos.max(axis=0) + 0.05
+    assert lo[0] <= demo.SOURCE_X[0] < demo.SOURCE_X[1] <= hi[0]
+    assert lo[1] <= demo.SOURCE_Y[0] < demo.SOURCE_Y[1] <= hi[1]
+    d = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1)) + np.diag(np.full(len(pos), np.inf))
+    spacing = np.median(d.min(axis=1))
+    assert 1.0 < demo.SOURCE_WIDTH / spacing < 2.0
+    assert 1.0 < demo.NOISE_LENGTH / spacing < 3.0

@@ -9,7 +9,8 @@ forward model:
 2. a **nonlinear** stage: ``h = relu(W1 f + b1)`` (128 units), then source amplitudes
    ``a = W2 h`` for 12 cortical sources x 3 ERP components (peaks near 100, 170, 250 ms);
 3. each source projects to the 17 channels with a subject-specific topography (a smooth
-   blob over occipito-parietal cortex);
+   blob over occipito-parietal cortex, on the electrode positions of MNE's standard montage,
+   :mod:`neurovision.channels`);
 4. per trial, Gaussian amplitude jitter on every source component (trial-to-trial
    variability) plus background noise with a 1/f power spectrum and spatially correlated
    channels.
@@ -55,6 +56,13 @@ THUMB = 4
 N_FEATURES = 3 * THUMB * THUMB
 N_HIDDEN = 128
 TRIAL_JITTER = 0.3  # sd of per-trial amplitude jitter, in units of the evoked amplitudes
+# Scalp geometry, in the frame of neurovision.channels.positions (MNE's topomap projection,
+# units of head radius); docs/demo.md explains the values.
+SOURCE_X = (-0.58, 0.55)  # source centres are uniform over this box: under the release
+SOURCE_Y = (-0.64, -0.29)  # channels, from the occipital (O1-Oz-O2) to the parietal (P*) row
+SOURCE_WIDTH = 0.23  # sd of a source's Gaussian topography
+SOURCE_JITTER = 0.08  # sd of a subject's displacement of each source centre
+NOISE_LENGTH = 0.31  # decay length of the background noise's correlation between electrodes
 
 
 # --------------------------------------------------------------------------------------
@@ -213,14 +221,14 @@ def write_images(out_dir: str | Path, p: DemoParams) -> ImageSet:
     for split, folder, offset in (("train", "training_images", 0),
                                   ("test", "test_images", images.n_train)):
         files, concepts = meta[f"{split}_img_files"], meta[f"{split}_img_concepts"]
-        with atomic_path(out_dir / f"{folder}.zip") as tmp:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-                for j, (fname, concept) in enumerate(zip(files, concepts)):
-                    buf = io.BytesIO()
-                    render_image(images, offset + j, p.image_size).save(buf, "JPEG", quality=90)
-                    # A fixed timestamp keeps the archive byte-identical from run to run.
-                    info = zipfile.ZipInfo(f"{folder}/{concept}/{fname}", (1980, 1, 1, 0, 0, 0))
-                    zf.writestr(info, buf.getvalue())
+        with (atomic_path(out_dir / f"{folder}.zip") as tmp,
+              zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf):
+            for j, (fname, concept) in enumerate(zip(files, concepts)):
+                buf = io.BytesIO()
+                render_image(images, offset + j, p.image_size).save(buf, "JPEG", quality=90)
+                # A fixed timestamp keeps the archive byte-identical from run to run.
+                info = zipfile.ZipInfo(f"{folder}/{concept}/{fname}", (1980, 1, 1, 0, 0, 0))
+                zf.writestr(info, buf.getvalue())
         log.info("demo: wrote %d %s images to %s", len(files), split, out_dir / f"{folder}.zip")
     return images
 
@@ -300,16 +308,16 @@ def forward_model(p: DemoParams, subject: int, ch_names=DEMO_CHANNEL_ORDER,
     b1 = shared.normal(0.5, 0.5, N_HIDDEN)
     n_comp = len(COMPONENTS)
     W2 = shared.normal(0, 1.0 / np.sqrt(N_HIDDEN), (N_SOURCES * n_comp, N_HIDDEN))
-    centres = np.column_stack([shared.uniform(-0.45, 0.45, N_SOURCES),
-                               shared.uniform(-0.8, -0.4, N_SOURCES)])
+    centres = np.column_stack([shared.uniform(*SOURCE_X, N_SOURCES),
+                               shared.uniform(*SOURCE_Y, N_SOURCES)])
     base_amp = shared.normal(0, 1.0, (N_SOURCES, n_comp))
 
     subj = np.random.default_rng([p.seed, 3, subject])
-    centres = centres + subj.normal(0, 0.08, centres.shape)
+    centres = centres + subj.normal(0, SOURCE_JITTER, centres.shape)
     signs = np.where(subj.random(N_SOURCES) < 0.5, -1.0, 1.0)
     pos = positions(list(ch_names))
     d2 = ((pos[:, None, :] - centres[None]) ** 2).sum(-1)  # (n_chans, N_SOURCES)
-    topo = np.exp(-d2 / (2 * 0.22 ** 2)) * signs
+    topo = np.exp(-d2 / (2 * SOURCE_WIDTH ** 2)) * signs
     topo /= np.linalg.norm(topo, axis=0, keepdims=True)
     waves = np.stack([np.exp(-((times - lat) ** 2) / (2 * w ** 2)) * (-1) ** j
                       for j, (lat, w) in enumerate(COMPONENTS)])  # (n_comp, n_times)
@@ -318,7 +326,7 @@ def forward_model(p: DemoParams, subject: int, ch_names=DEMO_CHANNEL_ORDER,
     evoked = np.einsum("sp,spct->ct", base_amp, basis.reshape(N_SOURCES, n_comp,
                                                               len(ch_names), len(times)))
     dist = np.sqrt(((pos[:, None, :] - pos[None]) ** 2).sum(-1))
-    spatial = np.linalg.cholesky(np.exp(-dist / 0.3) + 1e-6 * np.eye(len(ch_names)))
+    spatial = np.linalg.cholesky(np.exp(-dist / NOISE_LENGTH) + 1e-6 * np.eye(len(ch_names)))
     noise_sd = p.noise * float(subj.uniform(0.8, 1.2))
     return ForwardModel(W1=W1, b1=b1, W2=W2, basis=basis, evoked=evoked, spatial=spatial,
                         temporal=_temporal_filter(len(times)), noise_sd=noise_sd,
