@@ -214,18 +214,29 @@ def eeg_view(res: Source, subject: int, trial: int) -> None:
 
 
 def scalp_chart(names: list[str], values: np.ndarray, latency: float) -> alt.LayerChart:
-    """Scalp map of the posterior head (where the release's 17 channels are), nose up."""
+    """Scalp map of the posterior head (where the release's 17 channels are), nose up.
+
+    Electrodes sit where MNE's topomaps put them (``neurovision.channels.positions``, units of
+    head radius); the arc is MNE's head circle, the unit circle.
+    """
+    width, height = 400, 200
     pos = positions(names)
     grid = scalp_frame(values, pos, resolution=101)
     lim = float(np.max(np.abs(values))) or 1.0
-    xs = alt.Scale(domain=[-0.8, 0.8], nice=False)
-    ys = alt.Scale(domain=[-1.05, -0.25], nice=False)
+    # The back half of the head, one scale for x and y (width / height = x span / y span).
+    xs = alt.Scale(domain=[-0.85, 0.85], nice=False)
+    ys = alt.Scale(domain=[-1.03, -0.18], nice=False)
+    # The colour bar is labelled at 0 and at +-lim rounded down to two significant digits, and
+    # is shorter than the plot (its title sits above it) so that its end labels stay inside.
+    step = 10.0 ** (np.floor(np.log10(lim)) - 1)
+    tick = float(np.floor(lim / step) * step)
+    legend = alt.Legend(values=[-tick, 0.0, tick], format=".2~g", gradientLength=height - 50)
     heat = alt.Chart(grid).mark_rect(clip=True).encode(
         x=alt.X("x:Q", scale=xs, axis=None), x2="x2:Q",
         y=alt.Y("y:Q", scale=ys, axis=None), y2="y2:Q",
-        color=alt.Color("value:Q", title="a.u.",
+        color=alt.Color("value:Q", title="a.u.", legend=legend,
                         scale=alt.Scale(scheme="redblue", reverse=True, domain=[-lim, lim])))
-    a = np.linspace(np.pi * 1.05, np.pi * 1.95, 91)
+    a = np.linspace(np.pi, 2 * np.pi, 181)
     head = pd.DataFrame({"x": np.cos(a), "y": np.sin(a), "o": np.arange(len(a))})
     outline = alt.Chart(head).mark_line(color="#444", clip=True).encode(
         x=alt.X("x:Q", scale=xs), y=alt.Y("y:Q", scale=ys), order="o")
@@ -234,8 +245,10 @@ def scalp_chart(names: list[str], values: np.ndarray, latency: float) -> alt.Lay
         x="x:Q", y="y:Q", tooltip=["channel", alt.Tooltip("value:Q", format=".3f")])
     labels = alt.Chart(el).mark_text(dy=-9, fontSize=10).encode(x="x:Q", y="y:Q",
                                                                 text="channel:N")
+    # Room on the right for the colour bar's widest label, e.g. "−3.2".
     return alt.layer(heat, outline, dots, labels).properties(
-        width=400, height=200, title=f"Scalp map at {latency:g} s (back of the head, nose up)")
+        width=width, height=height, padding={"left": 5, "top": 5, "right": 20, "bottom": 5},
+        title=f"Scalp map at {latency:g} s (back of the head, nose up)")
 
 
 # --------------------------------------------------------------------------------------
