@@ -61,6 +61,13 @@ def test_markers_are_few_and_say_why():
     assert blocks[1].marker == "skip" and "pytest" in blocks[1].code
 
 
+def test_ci_runs_exactly_the_readmes_test_command():
+    command = [line for line in readme_blocks((ROOT / "README.md").read_text())[1].code
+               .splitlines() if line and not line.startswith("#")]
+    assert len(command) == 1
+    assert command[0] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
 @pytest.mark.integration
 def test_the_readme_runs_as_written(tmp_path):
     root = copy_project(tmp_path / "clone")
