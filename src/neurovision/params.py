@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 from neurovision.errors import ParamError
 
 Source = Literal["demo", "things-eeg2", "local"]
+EegKind = Literal["preprocessed"]  # data.eeg: which recordings the source provides
 Mapper = Literal["ridge", "pls", "mlp", "contrastive"]
 Target = Literal["image", "concept_mean", "text"]  # train.target
 Protocol = Literal["intra", "inter"]
@@ -111,6 +112,7 @@ class OsfParams(_Section):
 
 class DataParams(_Section):
     source: Source = "demo"
+    eeg: EegKind = "preprocessed"
     subjects: tuple[Int, ...] = Field((1,), description="a non-empty list of subjects 1-10")
     local_dir: Optional[Str] = None
     demo: DemoParams = DemoParams()

@@ -1,8 +1,8 @@
 """Tiny pipeline outputs for the explorer's tests, written by the real stage scripts.
 
-download_images, download@N, erp@N, evaluate@N, summarize and bundle run in-process on a
-small demo.  Only the OpenCLIP embedding and the training are replaced (too slow for UI
-tests): the gallery is random unit vectors and each mapper is a ridge fitted to noisy
+download_images, download@N, preprocess@N, erp@N, evaluate@N, summarize and bundle run
+in-process on a small demo.  Only the OpenCLIP embedding and the training are replaced (too
+slow for UI tests): the gallery is random unit vectors and each mapper is a ridge fitted to noisy
 copies of them, so the rankings are imperfect and differ between subjects.
 
 The fixtures ``outputs`` and ``bundle`` are session-scoped (written once for all the app's
@@ -43,7 +43,10 @@ def make_outputs(root: Path, subjects: tuple[int, ...] = (1, 2), top_k: int = TO
         load_stage("download").main([*prm, "--subject", str(s), "--out",
                                      str(root / f"data/raw/sub-{s}"), "--ceiling",
                                      str(root / f"data/ceiling/sub-{s}.json")])
-        load_stage("erp").main([*prm, "--subject", str(s), "--raw", str(root / f"data/raw/sub-{s}"),
+        load_stage("preprocess").main([*prm, "--subject", str(s), "--source",
+                                       str(root / f"data/raw/sub-{s}"), "--out",
+                                       str(root / f"data/eeg/sub-{s}")])
+        load_stage("erp").main([*prm, "--subject", str(s), "--raw", str(root / f"data/eeg/sub-{s}"),
                                 "--out-train", str(root / f"data/features/train/sub-{s}.npy"),
                                 "--out-test", str(root / f"data/features/test/sub-{s}.npy"),
                                 "--out-info", str(root / f"data/features/info/sub-{s}.json")])
@@ -72,7 +75,7 @@ def make_bundle(root: Path, out: Path, image_size: int = 32) -> Path:
         "--metadata", str(root / "data/raw/images/image_metadata.npy"),
         "--images", str(root / "data/raw/images"), "--gallery", str(root / "embeds/pca/test.npy"),
         "--summary", str(root / "metrics/details.json"),
-        "--results", str(root / "metrics/subjects"), "--eeg", str(root / "data/raw"),
+        "--results", str(root / "metrics/subjects"), "--eeg", str(root / "data/eeg"),
         "--info", str(root / "data/features/info"), "--features", str(root / "data/features/test"),
         "--models", str(root / "models"), "--image-size", str(image_size), "--out", str(out)])
     return out

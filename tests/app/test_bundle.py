@@ -46,7 +46,7 @@ def test_bundle_contents(outputs, bundle):
         with z.open(z.namelist()[0]) as f:
             assert max(Image.open(f).size) <= 32
     # the ERP is the average over repetitions (axis 1), not over channels
-    raw = np.load(outputs / "data/raw/sub-2/preprocessed_eeg_test.npy", allow_pickle=True).item()
+    raw = np.load(outputs / "data/eeg/sub-2/preprocessed_eeg_test.npy", allow_pickle=True).item()
     erp = np.load(bundle / "sub-2/erp.npy")
     assert erp.dtype == np.float16 and erp.shape == (N_TEST, 17, 100)
     np.testing.assert_allclose(erp, raw["preprocessed_eeg_data"].mean(axis=1), rtol=2e-3,
@@ -64,7 +64,7 @@ def test_bundle_refuses_bad_settings_and_short_inputs(outputs, tmp_path):
     args = dict(subjects=[1], top_k=TOP_K, metadata=outputs / "data/raw/images/image_metadata.npy",
                 images=outputs / "data/raw/images", gallery=outputs / "embeds/pca/test.npy",
                 summary=outputs / "metrics/details.json", results=outputs / "metrics/subjects",
-                eeg=outputs / "data/raw", info=outputs / "data/features/info",
+                eeg=outputs / "data/eeg", info=outputs / "data/features/info",
                 features=outputs / "data/features/test", models=outputs / "models")
     with pytest.raises(DataError, match="image size must be >= 16 pixels, got 8"):
         export_bundle(tmp_path / "b", **args, image_size=8)

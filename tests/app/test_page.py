@@ -164,14 +164,14 @@ def test_not_a_project_says_where_to_start(tmp_path, monkeypatch):
     assert "params.yaml" in at.info[0].value
 
 
-def test_missing_eeg_keeps_the_trial_and_names_the_download_stage(outputs, tmp_path,
-                                                                  monkeypatch):
+def test_missing_eeg_keeps_the_trial_and_names_the_preprocess_stage(outputs, tmp_path,
+                                                                    monkeypatch):
     root = copy_outputs(outputs, tmp_path / "p")
-    (root / "data/raw/sub-1/preprocessed_eeg_test.npy").unlink()
+    (root / "data/eeg/sub-1/preprocessed_eeg_test.npy").unlink()
     at = run_app(monkeypatch, "--root", str(root))
     no_failure(at)
     assert len(result_captions(at)) == TOP_K
-    assert any("dvc repro download@1" in w.value for w in at.warning)
+    assert any("dvc repro preprocess@1" in w.value for w in at.warning)
 
 
 def test_corrupt_rankings_show_an_error_not_a_traceback(outputs, tmp_path, monkeypatch):

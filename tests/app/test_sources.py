@@ -85,7 +85,7 @@ def test_sources_read_what_the_stages_wrote(outputs, bundle, kind):
 @pytest.mark.parametrize("kind", ["pipeline", "bundle"])
 def test_erp_is_the_average_over_repetitions(outputs, bundle, kind):
     src = open_source(kind, outputs, bundle)
-    raw = np.load(outputs / "data/raw/sub-2/preprocessed_eeg_test.npy", allow_pickle=True).item()
+    raw = np.load(outputs / "data/eeg/sub-2/preprocessed_eeg_test.npy", allow_pickle=True).item()
     erp = src.erp(2)
     assert erp.data.shape == (N_TEST, len(raw["ch_names"]), len(raw["times"]))
     assert erp.ch_names == tuple(raw["ch_names"])
@@ -188,8 +188,8 @@ def test_missing_outputs_name_what_writes_them(outputs, tmp_path):
     assert info.value.command == "dvc repro evaluate@1"
     assert info.value.path == root / "metrics/subjects/sub-1/trials.json"
     assert src.stage("trials", 1) == "evaluate@1" and src.stage("params") is None
-    (root / "data/raw/sub-2/preprocessed_eeg_test.npy").unlink()
-    with pytest.raises(MissingOutput, match="download@2"):
+    (root / "data/eeg/sub-2/preprocessed_eeg_test.npy").unlink()
+    with pytest.raises(MissingOutput, match="preprocess@2"):
         src.erp(2)
     (root / "data/features/info/sub-2.json").unlink()
     assert src.window(2) is None

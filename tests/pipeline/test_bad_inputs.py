@@ -43,8 +43,8 @@ N_TRAIN = SMALL_DEMO["n_train_concepts"] * SMALL_DEMO["train_images_per_concept"
 N_TEST = SMALL_DEMO["n_test"]
 PCA_DIM = 8
 
-EEG_TRAIN = "data/raw/sub-1/preprocessed_eeg_training.npy"
-EEG_TEST = "data/raw/sub-1/preprocessed_eeg_test.npy"
+EEG_TRAIN = "data/eeg/sub-1/preprocessed_eeg_training.npy"
+EEG_TEST = "data/eeg/sub-1/preprocessed_eeg_test.npy"
 IMAGES = "data/raw/images"
 METADATA = f"{IMAGES}/image_metadata.npy"
 

@@ -34,7 +34,8 @@ def project(tmp_path_factory):
 def test_repro_from_scratch_then_nothing_to_do(project):
     out = dvc(project, "repro").stdout
     every_stage = set(dvc(project, "stage", "list", "--name-only").stdout.split())
-    assert {"download_images", "download@1", "erp@1", "embed", "pca", "pool", "trainset@1",
+    assert {"check", "download_images", "download@1", "preprocess@1", "erp@1", "embed", "pca",
+            "pool", "trainset@1",
             "train@1", "evaluate@1", "summarize"} <= every_stage
     assert ran(out) == every_stage
     metrics = json.loads((project / "metrics" / "details.json").read_text())
@@ -57,7 +58,8 @@ def test_repro_from_scratch_then_nothing_to_do(project):
 def test_dag_has_the_data_flow(project):
     dag = dvc(project, "dag", "--dot").stdout
     edges = set(re.findall(r'"([^"]+)" -> "([^"]+)"', dag))
-    for edge in [("download_images", "embed"), ("download@1", "erp@1"),
+    for edge in [("download_images", "embed"), ("download@1", "preprocess@1"),
+                 ("preprocess@1", "erp@1"),
                  ("erp@1", "trainset@1"), ("erp@1", "pool"), ("pool", "trainset@1"),
                  ("embed", "pca"), ("pca", "train@1"), ("trainset@1", "train@1"),
                  ("train@1", "evaluate@1"), ("pca", "evaluate@1"), ("erp@1", "evaluate@1"),

@@ -25,7 +25,7 @@ PIPELINE_FILES: dict[str, tuple[str, str | None]] = {
     "ranks": ("metrics/subjects/sub-{s}/ranks.csv", "evaluate@{s}"),
     "metadata": ("data/raw/images/image_metadata.npy", "download_images"),
     "images": ("data/raw/images", "download_images"),
-    "eeg": ("data/raw/sub-{s}/preprocessed_eeg_test.npy", "download@{s}"),
+    "eeg": ("data/eeg/sub-{s}/preprocessed_eeg_test.npy", "preprocess@{s}"),
     "info": ("data/features/info/sub-{s}.json", "erp@{s}"),
     "features": ("data/features/test/sub-{s}.npy", "erp@{s}"),
     "gallery": ("embeds/pca/test.npy", "pca"),
