@@ -15,10 +15,10 @@ import numpy as np
 from neurovision.retrieval import ranks, retrieval_metrics, top_k_curve, top_k_indices
 
 #: Keys of a subject's metrics that describe the run, not a score.
-DESCRIPTIVE = ("subject", "protocol", "mapper")
+DESCRIPTIVE = ("subject", "protocol", "mapper", "layer")
 #: What ``retrieval.json`` (the file DVC shows as metrics) keeps of a subject's or the
 #: summary's metrics: the scores people compare.  ``details.json`` holds all of them.
-HEADLINE = ("top1", "top5", "top10", "two_way", "mean_rank", "n_test", "n_subjects",
+HEADLINE = ("layer", "top1", "top5", "top10", "two_way", "mean_rank", "n_test", "n_subjects",
             "top1_sd", "top5_sd", "ideal_top1")
 #: At most this many bars in the rank histogram.
 RANK_BINS = 20
@@ -36,6 +36,17 @@ def subject_metrics(scores: np.ndarray, *, subject: int, protocol: str, mapper: 
         metrics["ideal_top5"] = ceiling["top5"]
         metrics["top1_of_ideal"] = metrics["top1"] / ceiling["top1"] if ceiling["top1"] else None
     return metrics
+
+
+def layer_metrics(info: dict) -> dict:
+    """What a subject's metrics say of the layer its mapper used (the train stage's info):
+    ``layer`` (a name, or names joined by ``+`` when fused) and, for ``train.layer:
+    select``, each candidate's validation top-1 as ``val_top1_<layer>``."""
+    layer = info["layer"]
+    out: dict = {"layer": "+".join(layer) if isinstance(layer, list) else layer}
+    for name, score in (info.get("val_top1") or {}).items():
+        out[f"val_top1_{name}"] = score
+    return out
 
 
 def headline(metrics: dict) -> dict:
@@ -79,6 +90,10 @@ def summarize(per_subject: list[dict]) -> dict:
     mapper.  A metric that is null for any subject is null."""
     first = per_subject[0]
     out: dict = {k: first[k] for k in ("protocol", "mapper") if k in first}
+    layers = list(dict.fromkeys(m["layer"] for m in per_subject if "layer" in m))
+    if layers:  # one layer for all, or (train.layer: select) each subject's own
+        out["layer"] = layers[0] if len(layers) == 1 else ",".join(
+            f"sub-{m['subject']}:{m['layer']}" for m in per_subject)
     out["n_subjects"] = len(per_subject)
     out["subjects"] = [m["subject"] for m in per_subject]
     for key, value in first.items():

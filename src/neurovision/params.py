@@ -68,7 +68,8 @@ Finite = Annotated[Float, AllowInfNan(False)]
 Depth = Annotated[Float, Field(gt=0, lt=1)]
 #: a layer of the vision model: its final embedding, or a block at a relative depth
 Layer = Union[Literal["final"], Depth]
-LAYERS_TEXT = "a non-empty list of layers, each 'final' or a relative depth in (0, 1), none repeated"
+LAYERS_TEXT = ("a non-empty list of layers, each 'final' or a relative depth in (0, 1), "
+               "none repeated")
 
 
 def layer_name(layer: str | float) -> str:

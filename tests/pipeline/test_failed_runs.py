@@ -55,7 +55,8 @@ def _restore(root) -> None:
 @pytest.mark.parametrize("change, message", [
     (lambda p: p["erp"].update(tmaxx=0.5), r"unknown key 'erp\.tmaxx'.*did you mean 'tmax'"),
     (lambda p: p["train"].update(mapper="lasso"),
-     r"train\.mapper: expected one of \['ridge', 'pls', 'mlp', 'contrastive', 'align'\], got 'lasso'"),
+     r"train\.mapper: expected one of \['ridge', 'pls', 'mlp', 'contrastive', 'align'\], "
+     r"got 'lasso'"),
     (lambda p: p["train"].update(maper="ridge"), r"unknown key 'train\.maper'.*did you mean "
                                                  r"'mapper'"),
     (lambda p: p["embed"].update(model="ViT-Q-99"), r"embed\.model: expected an OpenCLIP model"),

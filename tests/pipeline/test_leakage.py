@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY_DEMO, load_stage, write_params
-from neurovision.io import load_npy, load_npy_dict, save_npy, save_npy_dict
+from neurovision.io import load_npy, load_npy_dict, save_json, save_npy, save_npy_dict
 from neurovision.release import load_metadata
 from neurovision.retrieval import l2_normalize
 
@@ -31,7 +31,8 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 #: nothing inside them and no folder that holds them.
 TEST_PATHS = ("data/raw/sub-1/preprocessed_eeg_test.npy",
               "data/eeg/sub-1/preprocessed_eeg_test.npy", "data/features/test/sub-1.npy",
-              "embeds/clip/test.npy", "embeds/pca/test.npy", "data/ceiling/sub-1.json")
+              "embeds/clip/final/test.npy", "embeds/pca/test/final.npy",
+              "data/ceiling/sub-1.json")
 
 
 def overlaps(dep: str, path: str) -> bool:
@@ -60,8 +61,9 @@ def fake_clip(images_dir: Path, out: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for split in ("train", "test"):
         n = len(meta[f"{split}_img_files"])
-        save_npy(out / f"{split}.npy",
+        save_npy(out / "final" / f"{split}.npy",
                  l2_normalize(rng.normal(size=(n, 512))).astype(np.float32))  # ViT-B-32 width
+    save_json(out / "provenance.json", {"layers": {"final": {"width": 512}}})
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +113,8 @@ def test_train_stage_deps_hold_no_test_data():
         dep = dep.replace("${item}", "1")
         assert not any(overlaps(dep, t) for t in TEST_PATHS), dep
     # the check itself: a parent folder of test data, or the test file, would be caught
-    assert overlaps("data/eeg", TEST_PATHS[1]) and overlaps("embeds/pca/test.npy", TEST_PATHS[4])
-    assert not overlaps("embeds/pca/train.npy", TEST_PATHS[4])
+    assert overlaps("data/eeg", TEST_PATHS[1]) and overlaps("embeds/pca/test", TEST_PATHS[4])
+    assert overlaps("embeds/pca", TEST_PATHS[4]) and not overlaps("embeds/pca/train", TEST_PATHS[4])
     # and its command names no other input than its deps
     argv = stage_argv("train")
     inputs = [a for a in argv if "/" in a and not a.startswith("models/sub-")]
@@ -137,18 +139,18 @@ def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper
     d["preprocessed_eeg_data"] = np.random.default_rng(1).normal(
         size=d["preprocessed_eeg_data"].shape) * 7 + 3
     save_npy_dict(raw, d)
-    clip_test = load_npy(root / "embeds/clip/test.npy")
-    save_npy(root / "embeds/clip/test.npy", clip_test[::-1] * -1)
+    clip_test = load_npy(root / "embeds/clip/final/test.npy")
+    save_npy(root / "embeds/clip/final/test.npy", clip_test[::-1] * -1)
     rename_test_entries(root)  # the test entries of the metadata, too
     for name in ("erp", "pool", "trainset", "pca", "train"):
         if name in DVC:
             run_stage(name)
-    assert not np.array_equal(load_npy(root / "embeds/pca/test.npy")[0],
-                              load_npy(workdir / "embeds/pca/test.npy")[0])
+    assert not np.array_equal(load_npy(root / "embeds/pca/test/final.npy")[0],
+                              load_npy(workdir / "embeds/pca/test/final.npy")[0])
     assert train_outputs(root) == before
     # 2. no test data at all
-    for p in (raw, root / "data/features/test", root / "embeds/pca/test.npy",
-              root / "embeds/clip/test.npy"):
+    for p in (raw, root / "data/features/test", root / "embeds/pca/test",
+              root / "embeds/clip/final/test.npy"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     run_stage("train")
     assert train_outputs(root) == before
