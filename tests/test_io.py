@@ -5,6 +5,7 @@ import pickle
 import re
 import subprocess
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -271,6 +272,15 @@ def test_save_csv_writes_a_header_and_rows(tmp_path):
 # File hashes
 
 
+@pytest.fixture(autouse=True)
+def _private_tqdm_lock(monkeypatch):
+    """tqdm's default lock is shared with forked processes, and a bar that fails while
+    holding it blocks every later bar in all of them: give each test its own lock."""
+    from tqdm.auto import tqdm
+
+    monkeypatch.setattr(tqdm, "_lock", threading.RLock(), raising=False)
+
+
 def test_file_hashes_match_hashlib_across_blocks(tmp_path):
     data = np.random.default_rng(0).bytes((4 << 20) + 3)  # one full 4 MiB block and a tail
     path = tmp_path / "x.bin"
@@ -330,9 +340,27 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+#: A live process that records every signal it receives until its stdin closes.
+_RECORD_SIGNALS = """
+import signal, sys
+got = []
+for s in signal.valid_signals():
+    if s not in (signal.SIGKILL, signal.SIGSTOP):
+        try:
+            signal.signal(s, lambda n, f: got.append(n))
+        except (OSError, ValueError):
+            pass
+print("ready", flush=True)
+sys.stdin.read()
+print(got)
+"""
+
+
 @pytest.fixture
 def live_writer():
-    proc = subprocess.Popen(["sleep", "60"])
+    proc = subprocess.Popen([sys.executable, "-c", _RECORD_SIGNALS], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
     yield proc
     proc.kill()
     proc.wait()
@@ -371,7 +399,8 @@ def test_the_next_writer_removes_only_dead_writers_temporaries(tmp_path, writer,
     assert not [name for name in stale if os.path.lexists(tmp_path / name)]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "out"])
     assert (tmp_path / "linked" / "keep").read_text() == "k"
-    assert live_writer.poll() is None  # checking a process does not signal it
+    # the live writer was checked, not signalled
+    assert live_writer.communicate("", timeout=30) == ("[]\n", None)
 
 
 def test_a_writer_that_may_not_be_signalled_counts_as_alive(tmp_path, monkeypatch):
