@@ -23,7 +23,6 @@ observer's top-1 / top-5 on the same simulated test EEG, and the training time.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -42,7 +41,7 @@ from neurovision.erp import Epochs, erp_features
 from neurovision.images import ImageSource
 from neurovision.io import atomic_path, save_json
 from neurovision.mappers import build_mapper, fit_mapper
-from neurovision.params import MAPPERS, DemoParams, Params, load_params
+from neurovision.params import MAPPERS, DemoParams, Params, load_params, parse_params
 from neurovision.release import image_members, load_metadata
 from neurovision.retrieval import cosine_scores, retrieval_metrics
 from neurovision.targets import build_targets
@@ -155,14 +154,14 @@ def run_benchmark(params: Params, demo_params: DemoParams, noises: list[float | 
     y = build_targets(target, emb_train.astype(np.float32), concepts)
     rows = []
     for noise in noises:
-        p = dataclasses.replace(demo_params, noise=demo_params.noise if noise is None else noise)
+        p = demo_params.model_copy(update={"noise": demo_params.noise if noise is None else noise})
         t0 = time.perf_counter()
         x_train, x_test, ideal = simulated_features(p, params, noise_free=noise is None)
         log.info("noise %s: simulated %s training and %s test features in %.0f s (ideal "
                  "observer top-1 %.3f)", noise, x_train.shape, x_test.shape,
                  time.perf_counter() - t0, ideal["top1"])
         for name in mappers:
-            mapper = build_mapper(dataclasses.replace(params.train, mapper=name))
+            mapper = build_mapper(params.train.model_copy(update={"mapper": name}))
             t0 = time.perf_counter()
             fit_mapper(mapper, x_train, y, groups=concepts)
             fit_s = time.perf_counter() - t0
@@ -226,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.demo:
         k, _, v = item.partition("=")
         overrides[k] = int(v) if v.lstrip("-").isdigit() else float(v)
-    demo_params = dataclasses.replace(params.data.demo, **overrides)
-    demo_params.validate("--demo")
+    demo_params = parse_params({**params.data.demo.model_dump(), **overrides}, DemoParams, "--demo")
     t0 = time.perf_counter()
     noises = list(args.noise) + ([None] if args.noise_free else [])
     rows = run_benchmark(params, demo_params, noises, args.mappers, args.image_size,
@@ -238,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         save_json(args.out, {"rows": rows, "machine": machine(), "target": args.target,
                              "image_size": args.image_size,
-                             "demo": dataclasses.asdict(demo_params), "neurovision": __version__})
+                             "demo": demo_params.model_dump(), "neurovision": __version__})
     return 0
 
 

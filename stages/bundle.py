@@ -19,7 +19,8 @@ from neurovision.stage import params_from, parser, run
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--metadata", required=True, help="image_metadata.npy")
-    ap.add_argument("--images", required=True, help="directory with test_images.zip")
+    ap.add_argument("--images", required=True,
+                    help="directory with test_images.zip or an unpacked test_images/")
     ap.add_argument("--gallery", required=True, help="test-image embeddings (n_test, d)")
     ap.add_argument("--summary", required=True, help="summary metrics JSON")
     ap.add_argument("--results", required=True, help="directory of sub-N/ evaluate outputs")

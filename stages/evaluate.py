@@ -1,6 +1,7 @@
 """DVC stage evaluate@N: decode subject N's test EEG and rank the test-image gallery.
 
-Writes the subject's metrics (retrieval.json), the top-K accuracy curve (topk.csv), the
+Writes the subject's metrics (details.json: every metric with its chance level;
+retrieval.json: the headline scores DVC shows), the top-K accuracy curve (topk.csv), the
 histogram of the true image's rank (ranks.csv) and one record per test trial (trials.json).
 """
 
@@ -15,7 +16,13 @@ import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 import numpy as np
 
 from neurovision.errors import DataError
-from neurovision.evaluation import rank_histogram, subject_metrics, topk_rows, trial_records
+from neurovision.evaluation import (
+    headline,
+    rank_histogram,
+    subject_metrics,
+    topk_rows,
+    trial_records,
+)
 from neurovision.io import load_json, load_npy, save_csv, save_json
 from neurovision.mappers import load_mapper
 from neurovision.release import load_metadata
@@ -61,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
                                                  meta["test_img_concepts"], p.top_k))
     save_csv(out / "topk.csv", ["k", "accuracy", "chance"], topk_rows(scores))
     save_csv(out / "ranks.csv", ["rank", "count"], rank_histogram(ranks(scores), len(scores)))
-    save_json(out / "retrieval.json", metrics)
+    save_json(out / "details.json", metrics)
+    save_json(out / "retrieval.json", headline(metrics))
     log.info("subject %d: top1 %.3f (chance %.3f), top5 %.3f (chance %.3f), mean rank %.1f",
              args.subject, metrics["top1"], metrics["top1_chance"], metrics["top5"],
              metrics["top5_chance"], metrics["mean_rank"])

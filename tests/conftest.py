@@ -79,3 +79,36 @@ def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
         raise AssertionError(f"dvc {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+#: Debian's chromium and chromium-driver (.ci/run installs them) for the real-browser tests
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium"
+                                        if Path("/usr/bin/chromium").exists() else None)
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                  "--window-size=1400,1700", "--hide-scrollbars"]
+#: Skip browser tests only where no chromium exists; under CI a missing browser fails.
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None and os.environ.get("CI", "").lower() != "true",
+    reason="no chromium binary (apt-get install chromium chromium-driver)")
+
+
+def chromium_driver(profile: Path, offline: bool = False):
+    """A headless Chromium (selenium); ``offline``: every host name fails to resolve, so
+    nothing outside the page itself can load."""
+    assert CHROMIUM, "CI must have chromium: apt-get install chromium chromium-driver"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    if offline:
+        flags.append("--host-resolver-rules=MAP * ~NOTFOUND")
+    for flag in flags:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    return driver

@@ -5,6 +5,7 @@ import pytest
 
 from conftest import TINY_DEMO
 from neurovision import demo
+from neurovision.channels import positions
 from neurovision.erp import load_epochs
 from neurovision.io import load_npy_dict
 from neurovision.params import DemoParams
@@ -96,3 +97,46 @@ def test_ideal_observer_without_background_noise():
     out = demo.ideal_observer(test["preprocessed_eeg_data"].mean(axis=1), mu,
                               model.averaged_covariance(p0.test_reps))
     assert out["top1"] == 1.0
+
+
+def test_sources_lie_under_the_release_channels():
+    """The source geometry is in the frame of channels.positions: centres inside the
+    channels' extent (to 0.05 head radii), topographies a little wider than their spacing."""
+    pos = positions(RELEASE_CHANNELS)
+    lo, hi = pos.min(axis=0) - 0.05, pos.max(axis=0) + 0.05
+    assert lo[0] <= demo.SOURCE_X[0] < demo.SOURCE_X[1] <= hi[0]
+    assert lo[1] <= demo.SOURCE_Y[0] < demo.SOURCE_Y[1] <= hi[1]
+    d = np.sqrt(((pos[:, None] - pos[None]) ** 2).sum(-1)) + np.diag(np.full(len(pos), np.inf))
+    spacing = np.median(d.min(axis=1))
+    assert 1.0 < demo.SOURCE_WIDTH / spacing < 2.0
+    assert 1.0 < demo.NOISE_LENGTH / spacing < 3.0
+
+
+def test_source_topographies_radial_and_tilted():
+    w = demo.SOURCE_WIDTH
+    c = np.array([[0.1, -0.5]])
+    pos = c + np.array([[w, 0.0], [-w, 0.0], [0.0, w], [0.0, 0.0], [2 * w, 0.0]])
+    g = np.exp(-np.array([1, 1, 1, 0, 4]) / 2)  # the blob at distances w, w, w, 0, 2w
+    radial = demo.source_topographies(pos, c, np.array([-1.0]), np.zeros(1), np.zeros(1))
+    np.testing.assert_allclose(radial[:, 0], -g / np.linalg.norm(g))
+    # tilted fully towards +x: the dipolar pattern (x - cx) / w * g, zero across the centre
+    dipole = g * np.array([1, -1, 0, 0, 2])
+    tilted = demo.source_topographies(pos, c, np.ones(1), np.array([np.pi / 2]), np.zeros(1))
+    np.testing.assert_allclose(tilted[:, 0], dipole / np.linalg.norm(dipole), atol=1e-15)
+    half = demo.source_topographies(pos, c, np.ones(1), np.array([np.pi / 4]), np.zeros(1))
+    mix = g + dipole
+    np.testing.assert_allclose(half[:, 0], mix / np.linalg.norm(mix), atol=1e-15)
+
+
+def test_subjects_share_the_visual_code_and_its_sources():
+    """Same code and sources (polarity included) in every subject, each seen a little
+    differently: the subjects' topographies of a source correlate but are not equal."""
+    models = [demo.forward_model(P, s) for s in (1, 2, 3)]
+    peak = int(np.argmin(np.abs(demo.TIMES - demo.COMPONENTS[0][0])))
+    topos = [m.basis.reshape(demo.N_SOURCES, len(demo.COMPONENTS), 17, -1)[:, 0, :, peak]
+             for m in models]
+    for a in range(3):
+        np.testing.assert_array_equal(models[a].W2, models[0].W2)
+        for b in range(a + 1, 3):
+            r = [np.corrcoef(topos[a][k], topos[b][k])[0, 1] for k in range(demo.N_SOURCES)]
+            assert 0.5 < np.mean(r) < 0.99, (a, b, np.round(r, 2))

@@ -71,3 +71,16 @@ def test_saved_mapper_loads_and_predicts_the_same(tmp_path):
 def test_unknown_mapper_is_refused_before_building():
     with pytest.raises(Exception, match=r"train\.mapper"):
         _train("lasso")
+
+
+def test_the_mlp_fits_the_same_with_its_progress_bar(capsys):
+    x = np.random.default_rng(0).normal(size=(60, 4))
+    y = x[:, :2] @ np.ones((2, 3))
+    params = _train("mlp", hidden_sizes=[8], max_iter=15)
+    shown = fit_mapper(build_mapper(params), x, y)
+    quiet = fit_mapper(build_mapper(params), x, y, progress=False)
+    out, err = capsys.readouterr()
+    assert "Iteration" not in out  # sklearn's printed lines became the bar
+    assert "mlp" in err and "epoch" in err
+    assert shown.verbose is False  # the estimator is left as built (it is pickled)
+    np.testing.assert_array_equal(shown.predict(x), quiet.predict(x))

@@ -255,7 +255,7 @@ def test_local_source_runs_the_whole_pipeline(unpacked, tmp_path):
     metrics = json.loads((root / "metrics/retrieval.json").read_text())
     assert metrics["n_test"] == MINI_DEMO["n_test"] and 0 <= metrics["top1"] <= 1
     for s in (1, 2):
-        sub = json.loads((root / f"metrics/subjects/sub-{s}/retrieval.json").read_text())
+        sub = json.loads((root / f"metrics/subjects/sub-{s}/details.json").read_text())
         assert "ideal_top1" not in sub
     assert "up to date" in dvc(root, "repro").stdout
     assert _snapshot(local) == before  # DVC never wrote through the hard links

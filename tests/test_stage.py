@@ -48,3 +48,22 @@ def test_parser_reads_the_params_file(tmp_path):
     args = parser("a stage").parse_args(["--params", str(path)])
     assert params_from(args).train.mapper == "pls"
     assert parser("a stage").parse_args([]).params == "params.yaml"
+
+
+@pytest.mark.parametrize("verbose", ["", "1"])
+def test_other_libraries_info_is_quiet_unless_asked_for(verbose):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import logging; from neurovision.stage import run; "
+            "run(lambda argv: (logging.getLogger('open_clip').info('library detail'), "
+            "logging.getLogger().info('root detail'), "
+            "logging.getLogger('other').warning('library warning'), "
+            "logging.getLogger('neurovision.x').info('our progress')), [])")
+    env = {**os.environ, "NEUROVISION_VERBOSE": verbose}
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stderr
+    assert "our progress" in err and "library warning" in err
+    assert ("library detail" in err) == bool(verbose)
+    assert ("root detail" in err) == bool(verbose)

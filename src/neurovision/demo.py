@@ -8,8 +8,10 @@ forward model:
    retinotopic map of colour and luminance;
 2. a **nonlinear** stage: ``h = relu(W1 f + b1)`` (128 units), then source amplitudes
    ``a = W2 h`` for 12 cortical sources x 3 ERP components (peaks near 100, 170, 250 ms);
-3. each source projects to the 17 channels with a subject-specific topography (a smooth
-   blob over occipito-parietal cortex);
+3. each source projects to the 17 channels with a topography (a smooth blob over
+   occipito-parietal cortex, on the electrode positions of MNE's standard montage,
+   :mod:`neurovision.channels`): sources and their polarities are shared by all subjects,
+   each subject displaces and tilts them a little;
 4. per trial, Gaussian amplitude jitter on every source component (trial-to-trial
    variability) plus background noise with a 1/f power spectrum and spatially correlated
    channels.
@@ -55,6 +57,14 @@ THUMB = 4
 N_FEATURES = 3 * THUMB * THUMB
 N_HIDDEN = 128
 TRIAL_JITTER = 0.3  # sd of per-trial amplitude jitter, in units of the evoked amplitudes
+# Scalp geometry, in the frame of neurovision.channels.positions (MNE's topomap projection,
+# units of head radius); docs/demo.md explains the values.
+SOURCE_X = (-0.58, 0.55)  # source centres are uniform over this box: under the release
+SOURCE_Y = (-0.64, -0.29)  # channels, from the occipital (O1-Oz-O2) to the parietal (P*) row
+SOURCE_WIDTH = 0.23  # sd of a source's Gaussian topography
+SOURCE_JITTER = 0.08  # sd of a subject's displacement of each source centre
+SOURCE_TILT = np.deg2rad(20.0)  # sd of a subject's tilt of each source's orientation
+NOISE_LENGTH = 0.31  # decay length of the background noise's correlation between electrodes
 
 
 # --------------------------------------------------------------------------------------
@@ -213,14 +223,14 @@ def write_images(out_dir: str | Path, p: DemoParams) -> ImageSet:
     for split, folder, offset in (("train", "training_images", 0),
                                   ("test", "test_images", images.n_train)):
         files, concepts = meta[f"{split}_img_files"], meta[f"{split}_img_concepts"]
-        with atomic_path(out_dir / f"{folder}.zip") as tmp:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
-                for j, (fname, concept) in enumerate(zip(files, concepts)):
-                    buf = io.BytesIO()
-                    render_image(images, offset + j, p.image_size).save(buf, "JPEG", quality=90)
-                    # A fixed timestamp keeps the archive byte-identical from run to run.
-                    info = zipfile.ZipInfo(f"{folder}/{concept}/{fname}", (1980, 1, 1, 0, 0, 0))
-                    zf.writestr(info, buf.getvalue())
+        with (atomic_path(out_dir / f"{folder}.zip") as tmp,
+              zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf):
+            for j, (fname, concept) in enumerate(zip(files, concepts)):
+                buf = io.BytesIO()
+                render_image(images, offset + j, p.image_size).save(buf, "JPEG", quality=90)
+                # A fixed timestamp keeps the archive byte-identical from run to run.
+                info = zipfile.ZipInfo(f"{folder}/{concept}/{fname}", (1980, 1, 1, 0, 0, 0))
+                zf.writestr(info, buf.getvalue())
         log.info("demo: wrote %d %s images to %s", len(files), split, out_dir / f"{folder}.zip")
     return images
 
@@ -291,26 +301,49 @@ class ForwardModel:
         return cov / n_reps
 
 
+def source_topographies(pos: np.ndarray, centres: np.ndarray, signs: np.ndarray,
+                        tilt: np.ndarray, tilt_dir: np.ndarray) -> np.ndarray:
+    """(n_chans, n_sources) unit-norm topographies of sources seen on electrodes ``pos``.
+
+    A source pointing straight out of the scalp shows as a Gaussian blob ``g`` around its
+    centre (sd ``SOURCE_WIDTH``) with the polarity ``signs``; tilting it by ``tilt`` radians
+    towards direction ``tilt_dir`` (an angle in the scalp plane) mixes in the dipolar pattern
+    of a tangential source, ``g`` times the distance along that direction in units of the
+    width: ``cos(tilt) g + sin(tilt) (u . (x - c) / w) g``.
+    """
+    rel = pos[:, None, :] - centres[None]  # (n_chans, n_sources, 2)
+    g = np.exp(-(rel ** 2).sum(-1) / (2 * SOURCE_WIDTH ** 2))
+    u = np.column_stack([np.cos(tilt_dir), np.sin(tilt_dir)])  # (n_sources, 2)
+    tangential = (rel * u[None]).sum(-1) / SOURCE_WIDTH * g
+    topo = (np.cos(tilt) * g + np.sin(tilt) * tangential) * signs
+    return topo / np.linalg.norm(topo, axis=0, keepdims=True)
+
+
 def forward_model(p: DemoParams, subject: int, ch_names=DEMO_CHANNEL_ORDER,
                   times: np.ndarray = TIMES) -> ForwardModel:
-    """The forward model of ``subject``: shared visual code, subject-specific topographies
-    and noise level."""
+    """The forward model of ``subject``.
+
+    All subjects share the visual code and its cortical sources (position and polarity);
+    each subject displaces every source a little, tilts its orientation a little, and has
+    its own noise level, so a decoder trained on some subjects partly transfers to others.
+    """
     shared = np.random.default_rng([p.seed, 2])
     W1 = shared.normal(0, 1 / np.sqrt(N_FEATURES), (N_HIDDEN, N_FEATURES))
     b1 = shared.normal(0.5, 0.5, N_HIDDEN)
     n_comp = len(COMPONENTS)
     W2 = shared.normal(0, 1.0 / np.sqrt(N_HIDDEN), (N_SOURCES * n_comp, N_HIDDEN))
-    centres = np.column_stack([shared.uniform(-0.45, 0.45, N_SOURCES),
-                               shared.uniform(-0.8, -0.4, N_SOURCES)])
+    centres = np.column_stack([shared.uniform(*SOURCE_X, N_SOURCES),
+                               shared.uniform(*SOURCE_Y, N_SOURCES)])
     base_amp = shared.normal(0, 1.0, (N_SOURCES, n_comp))
+    signs = np.where(shared.random(N_SOURCES) < 0.5, -1.0, 1.0)
 
     subj = np.random.default_rng([p.seed, 3, subject])
-    centres = centres + subj.normal(0, 0.08, centres.shape)
-    signs = np.where(subj.random(N_SOURCES) < 0.5, -1.0, 1.0)
+    centres = centres + subj.normal(0, SOURCE_JITTER, centres.shape)
+    tilt_dir = subj.uniform(0, 2 * np.pi, N_SOURCES)
+    noise_sd = p.noise * float(subj.uniform(0.8, 1.2))
+    tilt = subj.normal(0, SOURCE_TILT, N_SOURCES)
     pos = positions(list(ch_names))
-    d2 = ((pos[:, None, :] - centres[None]) ** 2).sum(-1)  # (n_chans, N_SOURCES)
-    topo = np.exp(-d2 / (2 * 0.22 ** 2)) * signs
-    topo /= np.linalg.norm(topo, axis=0, keepdims=True)
+    topo = source_topographies(pos, centres, signs, tilt, tilt_dir)
     waves = np.stack([np.exp(-((times - lat) ** 2) / (2 * w ** 2)) * (-1) ** j
                       for j, (lat, w) in enumerate(COMPONENTS)])  # (n_comp, n_times)
     basis = np.einsum("cs,pt->spct", topo, waves).reshape(N_SOURCES * n_comp, len(ch_names),
@@ -318,8 +351,7 @@ def forward_model(p: DemoParams, subject: int, ch_names=DEMO_CHANNEL_ORDER,
     evoked = np.einsum("sp,spct->ct", base_amp, basis.reshape(N_SOURCES, n_comp,
                                                               len(ch_names), len(times)))
     dist = np.sqrt(((pos[:, None, :] - pos[None]) ** 2).sum(-1))
-    spatial = np.linalg.cholesky(np.exp(-dist / 0.3) + 1e-6 * np.eye(len(ch_names)))
-    noise_sd = p.noise * float(subj.uniform(0.8, 1.2))
+    spatial = np.linalg.cholesky(np.exp(-dist / NOISE_LENGTH) + 1e-6 * np.eye(len(ch_names)))
     return ForwardModel(W1=W1, b1=b1, W2=W2, basis=basis, evoked=evoked, spatial=spatial,
                         temporal=_temporal_filter(len(times)), noise_sd=noise_sd,
                         jitter_sd=TRIAL_JITTER)

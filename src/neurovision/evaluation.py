@@ -16,6 +16,10 @@ from neurovision.retrieval import ranks, retrieval_metrics, top_k_curve, top_k_i
 
 #: Keys of a subject's metrics that describe the run, not a score.
 DESCRIPTIVE = ("subject", "protocol", "mapper")
+#: What ``retrieval.json`` (the file DVC shows as metrics) keeps of a subject's or the
+#: summary's metrics: the scores people compare.  ``details.json`` holds all of them.
+HEADLINE = ("top1", "top5", "top10", "two_way", "mean_rank", "n_test", "n_subjects",
+            "top1_sd", "top5_sd", "ideal_top1")
 #: At most this many bars in the rank histogram.
 RANK_BINS = 20
 
@@ -32,6 +36,11 @@ def subject_metrics(scores: np.ndarray, *, subject: int, protocol: str, mapper: 
         metrics["ideal_top5"] = ceiling["top5"]
         metrics["top1_of_ideal"] = metrics["top1"] / ceiling["top1"] if ceiling["top1"] else None
     return metrics
+
+
+def headline(metrics: dict) -> dict:
+    """The :data:`HEADLINE` keys of ``metrics`` that it has (a null value is left out)."""
+    return {k: metrics[k] for k in HEADLINE if metrics.get(k) is not None}
 
 
 def trial_records(scores: np.ndarray, files: Sequence[str], concepts: Sequence[str],

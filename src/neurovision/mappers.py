@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
@@ -42,11 +44,38 @@ def build_mapper(p: TrainParams) -> BaseEstimator:
     raise ValueError(f"unknown mapper {p.mapper!r}")
 
 
-def fit_mapper(mapper: BaseEstimator, x, y, groups: Optional[Sequence] = None) -> BaseEstimator:
+class _EpochBar(io.TextIOBase):
+    """Stands in for stdout while an ``MLPRegressor(verbose=True)`` fits: each
+    "Iteration N, loss = ..." line it prints advances a progress bar instead."""
+
+    def __init__(self, total: int):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="mlp", unit="epoch")
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.startswith("Iteration "):
+                self.bar.update(1)
+                self.bar.set_postfix_str(line.split(",", 1)[-1].strip(), refresh=False)
+        return len(text)
+
+
+def fit_mapper(mapper: BaseEstimator, x, y, groups: Optional[Sequence] = None,
+               progress: bool = True) -> BaseEstimator:
     """Fit ``mapper``; ``groups`` (each row's training concept) reaches the mappers whose
-    validation split is by concept (contrastive); the others ignore it."""
+    validation split is by concept (contrastive); the others ignore it.  The MLP shows its
+    epochs as a progress bar (scikit-learn reports them only as printed lines)."""
     if isinstance(mapper, ContrastiveMapper):
         return mapper.fit(x, y, groups=groups)
+    if isinstance(mapper, MLPRegressor) and progress:
+        bar = _EpochBar(mapper.max_iter)
+        try:
+            with contextlib.redirect_stdout(bar):
+                return mapper.set_params(verbose=True).fit(x, y)
+        finally:
+            mapper.set_params(verbose=False)
+            bar.bar.close()
     return mapper.fit(x, y)
 
 

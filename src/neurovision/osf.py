@@ -1,8 +1,9 @@
 """Verified downloads from OSF (osf.io) with osfclient.
 
 Files are located by listing a component's ``osfstorage`` with osfclient (never by guessing
-URLs), fetched from the download link osfclient itself uses, and verified against the md5 and
-sha256 that OSF reports in each file's metadata (``attributes.extra.hashes``).
+URLs), fetched from the download link osfclient itself uses (``links.upload``), and verified
+against the md5 and sha256 that OSF reports in each file's metadata
+(``attributes.extra.hashes``).
 
 Faults, and what happens:
 
@@ -11,8 +12,9 @@ Faults, and what happens:
 - a connection broken mid-file keeps the ``.part``: the next try (in this run, or the next
   run) asks for the rest with an HTTP ``Range`` request, or starts over if the server
   ignores it;
-- HTTP 429 and 5xx answers are retried with exponential backoff (honouring ``Retry-After``),
-  a bounded number of times; other HTTP errors (404 ...) fail at once, naming the URL;
+- HTTP 429 and 5xx answers (and, once OSF has answered, failed connections) are retried by
+  urllib3 with exponential backoff (honouring ``Retry-After``), a bounded number of times;
+  other HTTP errors (404 ...) fail at once, naming the URL;
 - an OSF that cannot be reached at all fails at the first request, in seconds, with one
   message saying how to go on without it;
 - a file already downloaded and verified (a ``<name>.verified.json`` stamp next to it
@@ -21,11 +23,9 @@ Faults, and what happens:
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,15 +36,17 @@ import urllib3
 from osfclient import OSF
 from osfclient.exceptions import OSFException
 from osfclient.models.session import OSFSession
+from requests.adapters import HTTPAdapter
 
+from neurovision import http
 from neurovision.errors import DataError
+from neurovision.http import describe
 from neurovision.io import file_hashes, save_json
 from neurovision.params import OsfParams
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16  # bytes per read: a broken connection loses at most this much
-MAX_BACKOFF = 60.0
 CONNECT_TIMEOUT = 10.0
 HASHES = ("sha256", "md5")
 
@@ -54,7 +56,7 @@ class OsfUnreachable(DataError):
 
 
 def unreachable_message(api_url: str, exc: BaseException) -> str:
-    return (f"cannot reach OSF at {api_url} ({_describe(exc)}). data.source: things-eeg2 "
+    return (f"cannot reach OSF at {api_url} ({describe(exc)}). data.source: things-eeg2 "
             f"downloads the release from OSF and needs the network. To go on without it: run "
             f"the simulated dataset (data.source: demo, e.g. dvc exp run -S data.source=demo), "
             f"or download the release where there is network access and point the pipeline at "
@@ -62,33 +64,9 @@ def unreachable_message(api_url: str, exc: BaseException) -> str:
             f"README, 'Real data (THINGS-EEG2)').")
 
 
-def _describe(exc: BaseException) -> str:
-    """The innermost useful reason of a requests/urllib3 error, on one line."""
-    reason = exc
-    for _ in range(5):
-        if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
-            reason = reason.reason
-        elif reason.args and isinstance(reason.args[0], BaseException):
-            reason = reason.args[0]
-        else:
-            break
-    text = reason.args[0] if reason.args and isinstance(reason.args[0], str) else str(reason)
-    text = re.sub(r"^\w*Connection(Pool)?\(host=[^)]*\):\s*", "", text or type(reason).__name__)
-    return " ".join(text.split())[:300]
-
-
 def _backoff(p: OsfParams, attempt: int, retry_after: str | None = None) -> float:
-    delay = min(p.backoff * 2 ** attempt, MAX_BACKOFF)
-    if retry_after:
-        try:
-            delay = float(retry_after)  # seconds
-        except ValueError:
-            try:  # or an HTTP date
-                delay = email.utils.parsedate_to_datetime(retry_after).timestamp() - time.time()
-            except (TypeError, ValueError, IndexError, OverflowError):
-                pass  # unreadable: keep the exponential backoff
-        delay = min(max(delay, 0.0), MAX_BACKOFF)
-    return delay
+    """Seconds the session waits after try ``attempt + 1`` failed (the rate limit aside)."""
+    return http.wait_after(http.retry_policy(p.retries, p.backoff), attempt + 1, retry_after)
 
 
 # --------------------------------------------------------------------------------------
@@ -100,6 +78,8 @@ class OsfSession(OSFSession):
 
     osfclient sends every API request through ``session.get``; so does :func:`fetch` for the
     file bytes.  ``get`` returns only successful answers (2xx, and 416 to a ranged request).
+    The retries are urllib3's (:func:`neurovision.http.retry_policy`); until OSF has answered
+    once, a failed connection is not retried, so an unreachable OSF fails at once.
     """
 
     def __init__(self, p: OsfParams):
@@ -108,6 +88,10 @@ class OsfSession(OSFSession):
         self.base_url = p.api_url.rstrip("/")  # osfclient's build_url adds the slashes
         self.reached = False  # has OSF answered anything yet?
         self._last = 0.0
+        self._retry = http.retry_policy(p.retries, p.backoff, p.min_interval)
+        self._adapter = HTTPAdapter(max_retries=self._retry.new(connect=0, read=0, other=0))
+        self.mount("https://", self._adapter)
+        self.mount("http://", self._adapter)
 
     def _throttle(self) -> None:
         wait = self._last + self.p.min_interval - time.monotonic()
@@ -118,47 +102,32 @@ class OsfSession(OSFSession):
     def get(self, url: str, *args, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", (min(CONNECT_TIMEOUT, self.p.timeout), self.p.timeout))
         ranged = "Range" in (kwargs.get("headers") or {})
-        attempt = 0
-        while True:
-            self._throttle()
-            try:
-                resp = requests.Session.get(self, url, *args, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if not self.reached:
-                    raise OsfUnreachable(unreachable_message(self.p.api_url, exc)) from None
-                if attempt >= self.p.retries:
-                    raise DataError(f"OSF: {url}: {_describe(exc)}, {attempt + 1} tries "
-                                    f"(data.osf.retries: {self.p.retries}); rerun later to try "
-                                    f"again") from None
-                delay = _backoff(self.p, attempt)
-                log.warning("OSF: %s: %s; retrying in %.1f s", url, _describe(exc), delay)
-            else:
-                self.reached = True
-                code = resp.status_code
-                if code < 400 or (code == 416 and ranged):
-                    return resp
-                reason = f"HTTP {code} {resp.reason or ''}".strip()
-                if code != 429 and code < 500:
-                    resp.close()
-                    hint = {401: "the THINGS-EEG2 release is public: no login is needed; check "
-                                 "data.osf.api_url",
-                            403: "OSF refused access; check data.osf.api_url",
-                            404: "the file or component is not (or no longer) on OSF; check "
-                                 "the component ids in src/neurovision/release.py against "
-                                 "osf.io/3jk45"}.get(code, "")
-                    raise DataError(f"OSF: {url} answered {reason}" + (f"; {hint}" if hint
-                                                                       else ""))
-                retry_after = resp.headers.get("Retry-After")
-                resp.close()
-                if attempt >= self.p.retries:
-                    raise DataError(f"OSF: {url} answered {reason} {attempt + 1} times "
-                                    f"(data.osf.retries: {self.p.retries}); OSF is overloaded "
-                                    f"or down: try again later")
-                delay = _backoff(self.p, attempt, retry_after)
-                log.warning("OSF: %s answered %s; retrying in %.1f s (%d of %d)", url, reason,
-                            delay, attempt + 1, self.p.retries)
-            time.sleep(delay)
-            attempt += 1
+        tries = self.p.retries + 1
+        self._throttle()
+        try:
+            resp = requests.Session.get(self, url, *args, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if not self.reached:
+                raise OsfUnreachable(unreachable_message(self.p.api_url, exc)) from None
+            raise DataError(f"OSF: {url}: {describe(exc)}, {tries} tries (data.osf.retries: "
+                            f"{self.p.retries}); rerun later to try again") from None
+        if not self.reached:  # OSF is there: from now on failed connections are retried too
+            self.reached = True
+            self._adapter.max_retries = self._retry
+        code = resp.status_code
+        if code < 400 or (code == 416 and ranged):
+            return resp
+        resp.close()
+        reason = f"HTTP {code} {resp.reason or ''}".strip()
+        if code in http.RETRIED_STATUS:  # urllib3 retried it: the retries are spent
+            raise DataError(f"OSF: {url} answered {reason} {tries} times (data.osf.retries: "
+                            f"{self.p.retries}); OSF is overloaded or down: try again later")
+        hint = {401: "the THINGS-EEG2 release is public: no login is needed; check "
+                     "data.osf.api_url",
+                403: "OSF refused access; check data.osf.api_url",
+                404: "the file or component is not (or no longer) on OSF; check the component "
+                     "ids in src/neurovision/release.py against osf.io/3jk45"}.get(code, "")
+        raise DataError(f"OSF: {url} answered {reason}" + (f"; {hint}" if hint else ""))
 
 
 # --------------------------------------------------------------------------------------
@@ -174,27 +143,50 @@ class RemoteFile:
     path: str  # materialized path in the storage, e.g. "/sub-01.zip"
     size: int | None
     hashes: dict  # {"md5": ..., "sha256": ...} as OSF reports them (lower-case hex)
-    url: str  # the download link osfclient uses (File.write_to)
+    url: str  # the link osfclient downloads from (File.write_to): links.upload
+
+
+def _collect_links(links: dict):
+    """A response hook that records ``links.upload`` of every file in a listing page."""
+    def hook(resp: requests.Response, *args, **kwargs) -> None:
+        if not resp.ok or "json" not in resp.headers.get("Content-Type", ""):
+            return
+        data = resp.json().get("data")
+        for item in data if isinstance(data, list) else ():
+            if item.get("attributes", {}).get("kind") == "file":
+                links[item.get("id")] = item.get("links", {}).get("upload")
+    return hook
 
 
 def list_files(session: OsfSession, component: str) -> list[RemoteFile]:
-    """Every file in ``component``'s osfstorage (recursively), listed with osfclient."""
+    """Every file in ``component``'s osfstorage (recursively), listed with osfclient.
+
+    osfclient keeps each file's download link (``links.upload`` in the listing) to itself, so
+    a response hook reads it from the same listing answers as osfclient reads.
+    """
     osf = OSF()
     osf.session = session
+    links: dict = {}
+    session.hooks["response"].append(hook := _collect_links(links))
     try:
         storage = osf.project(component).storage("osfstorage")
         files = list(storage.files)
     except DataError:
         raise
-    except (OSFException, RuntimeError, KeyError, TypeError, ValueError) as exc:
+    except (OSFException, RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DataError(f"OSF component {component}: unexpected answer while listing its "
                         f"storage at {session.p.api_url} ({type(exc).__name__}: {exc})") from exc
+    finally:
+        session.hooks["response"].remove(hook)
     out = []
     for f in files:
+        if not links.get(f.id):
+            raise DataError(f"OSF component {component}: the listing gives no download link "
+                            f"(links.upload) for {f.path}")
         hashes = {k: str(v).lower() for k, v in (f.hashes or {}).items() if k in HASHES and v}
         out.append(RemoteFile(component=component, name=f.name, path=f.path,
                               size=None if f.size is None else int(f.size), hashes=hashes,
-                              url=f._download_url))  # the link osfclient downloads from
+                              url=links[f.id]))
     log.info("OSF component %s: %d files", component, len(out))
     return out
 
@@ -309,7 +301,7 @@ def _stream(session: OsfSession, remote: RemoteFile, part: Path, progress: bool)
                                         f"(it resumes)") from exc
                     bar.update(len(block))
             except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                raise _Broken(_describe(exc)) from exc
+                raise _Broken(describe(exc)) from exc
             f.flush()
             os.fsync(f.fileno())
     finally:

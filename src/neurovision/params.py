@@ -3,378 +3,352 @@
 Every stage calls :func:`load_params` first, so a typo anywhere in the file fails in the
 first second with the parameter's dotted name, what was expected and what arrived, and a
 "did you mean" hint for unknown keys.  Each stage then uses only its own section.
+
+The sections are frozen pydantic models whose defaults are those of ``params.yaml``.  A
+field's "expected" text is its ``description`` where it has one, else it is worded from the
+field's type and bounds ("an integer >= 1", "a number in (0, 1)", "one of [...]").
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import math
-import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.types import AllowInfNan
+from pydantic_core import PydanticCustomError
 
 from neurovision.errors import ParamError
 
-SOURCES = ("demo", "things-eeg2", "local")
-MAPPERS = ("ridge", "pls", "mlp", "contrastive")
-TARGETS = ("image", "concept_mean", "text")  # train.target
-PROTOCOLS = ("intra", "inter")
-EMBED_PRECISIONS = ("float32", "bfloat16", "int8")
+Source = Literal["demo", "things-eeg2", "local"]
+EegKind = Literal["preprocessed"]  # data.eeg: which recordings the source provides
+Mapper = Literal["ridge", "pls", "mlp", "contrastive"]
+Target = Literal["image", "concept_mean", "text"]  # train.target
+Protocol = Literal["intra", "inter"]
+EmbedPrecision = Literal["float32", "bfloat16", "int8"]
+
+SOURCES: tuple[str, ...] = typing.get_args(Source)
+MAPPERS: tuple[str, ...] = typing.get_args(Mapper)
+TARGETS: tuple[str, ...] = typing.get_args(Target)
+PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
+EMBED_PRECISIONS: tuple[str, ...] = typing.get_args(EmbedPrecision)
 
 
-def _check(cond: bool, where: str, expected: str, got: Any) -> None:
-    if not cond:
-        raise ParamError(f"params: {where}: expected {expected}, got {got!r}")
+def _yaml_number(value: Any) -> Any:
+    """PyYAML (YAML 1.1) reads ``1e-3`` as the string '1e-3': accept numeric strings."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
-@dataclass(frozen=True)
-class DemoParams:
+Int = Annotated[int, Strict()]  # no bool, no "3", no 3.0
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+Float = Annotated[float, BeforeValidator(_yaml_number), Strict()]  # ints are fine
+Finite = Annotated[Float, AllowInfNan(False)]
+
+
+def _bad(got: Any, expected: Optional[str] = None, key: Optional[str] = None
+         ) -> PydanticCustomError:
+    """A broken rule: ``expected`` (default: the field's description) and what arrived.
+
+    ``key`` names the field (dotted, relative to the model) when a model validator raises."""
+    return PydanticCustomError("param", "expected {expected}",
+                               {"expected": expected, "got": got, "key": key})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_default(cls, data: Any) -> Any:
+        return {} if data is None else data  # a section written as `demo:` with nothing under
+
+
+class DemoParams(_Section):
     """Size and difficulty of the simulated dataset (see docs/demo.md)."""
 
-    seed: int = 0
-    n_train_concepts: int = 150
-    train_images_per_concept: int = 4
-    n_test: int = 100
-    train_reps: int = 4
-    test_reps: int = 80
-    image_size: int = 96
-    noise: float = 2.0
-
-    def validate(self, where: str) -> None:
-        for name in ("n_train_concepts", "train_images_per_concept", "train_reps", "test_reps"):
-            v = getattr(self, name)
-            _check(v >= 1, f"{where}.{name}", "an integer >= 1", v)
-        _check(self.n_test >= 2, f"{where}.n_test", "an integer >= 2", self.n_test)
-        _check(self.image_size >= 16, f"{where}.image_size", "an integer >= 16", self.image_size)
-        _check(self.noise >= 0 and math.isfinite(self.noise), f"{where}.noise",
-               "a finite number >= 0", self.noise)
+    seed: Int = 0
+    n_train_concepts: Int = Field(150, ge=1)
+    train_images_per_concept: Int = Field(4, ge=1)
+    n_test: Int = Field(100, ge=2)
+    train_reps: Int = Field(4, ge=1)
+    test_reps: Int = Field(80, ge=1)
+    image_size: Int = Field(96, ge=16)
+    noise: Finite = Field(2.0, ge=0)
 
 
-@dataclass(frozen=True)
-class OsfParams:
+class OsfParams(_Section):
     """How the ``things-eeg2`` source talks to OSF (see :mod:`neurovision.osf`)."""
 
-    api_url: str = "https://api.osf.io/v2/"  # tests point this at a local server
-    retries: int = 5  # further tries after HTTP 429/5xx or a connection broken mid-file
-    backoff: float = 2.0  # seconds before the first retry, doubled each time (at most 60)
-    timeout: float = 30.0  # seconds without an answer before a request is given up
-    min_interval: float = 1.0  # seconds between API requests (osfclient's own rate limit)
-
-    def validate(self, where: str) -> None:
-        _check(self.api_url.startswith(("https://", "http://")), f"{where}.api_url",
-               "an http(s) URL of the OSF API v2", self.api_url)
-        _check(0 <= self.retries <= 50, f"{where}.retries", "an integer in 0-50", self.retries)
-        for name in ("backoff", "min_interval"):
-            v = getattr(self, name)
-            _check(0 <= v <= 600 and math.isfinite(v), f"{where}.{name}", "seconds in 0-600", v)
-        _check(0 < self.timeout <= 3600, f"{where}.timeout", "seconds in (0, 3600]",
-               self.timeout)
+    # tests point this at a local server
+    api_url: Str = Field("https://api.osf.io/v2/", pattern=r"^https?://",
+                         description="an http(s) URL of the OSF API v2")
+    # further tries after HTTP 429/5xx or a connection broken mid-file
+    retries: Int = Field(5, ge=0, le=50, description="an integer in 0-50")
+    # seconds before the first retry, doubled each time (at most 60)
+    backoff: Finite = Field(2.0, ge=0, le=600, description="seconds in 0-600")
+    # seconds without an answer before a request is given up
+    timeout: Float = Field(30.0, gt=0, le=3600, description="seconds in (0, 3600]")
+    # seconds between API requests (osfclient's own rate limit)
+    min_interval: Finite = Field(1.0, ge=0, le=600, description="seconds in 0-600")
 
 
-@dataclass(frozen=True)
-class DataParams:
-    source: str = "demo"
-    subjects: tuple[int, ...] = (1,)
-    local_dir: Optional[str] = None
-    demo: DemoParams = field(default_factory=DemoParams)
-    osf: OsfParams = field(default_factory=OsfParams)
+class DataParams(_Section):
+    source: Source = "demo"
+    eeg: EegKind = "preprocessed"
+    subjects: tuple[Int, ...] = Field((1,), description="a non-empty list of subjects 1-10")
+    local_dir: Optional[Str] = None
+    demo: DemoParams = DemoParams()
+    osf: OsfParams = OsfParams()
 
-    def validate(self, where: str) -> None:
-        _check(self.source in SOURCES, f"{where}.source", f"one of {list(SOURCES)}", self.source)
-        _check(len(self.subjects) >= 1, f"{where}.subjects", "a non-empty list of subjects 1-10",
-               list(self.subjects))
-        for s in self.subjects:
-            _check(1 <= s <= 10, f"{where}.subjects", "subjects numbered 1-10", list(self.subjects))
-        _check(len(set(self.subjects)) == len(self.subjects), f"{where}.subjects",
-               "no repeated subject", list(self.subjects))
-        if self.source == "local":
-            _check(bool(self.local_dir), f"{where}.local_dir",
-                   "a directory path when data.source is 'local'", self.local_dir)
-        self.demo.validate(f"{where}.demo")
-        self.osf.validate(f"{where}.osf")
+    @field_validator("subjects")
+    @classmethod
+    def _subjects(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise _bad([])
+        if not all(1 <= s <= 10 for s in v):
+            raise _bad(list(v), "subjects numbered 1-10")
+        if len(set(v)) != len(v):
+            raise _bad(list(v), "no repeated subject")
+        return v
 
-
-@dataclass(frozen=True)
-class ErpParams:
-    channels: Union[str, tuple[str, ...]] = "all"
-    tmin: float = 0.0
-    tmax: float = 0.8
-    baseline: Optional[tuple[float, float]] = None
-    bin_size: int = 1
-    standardize: bool = True
-
-    def validate(self, where: str) -> None:
-        if isinstance(self.channels, str):
-            _check(self.channels == "all", f"{where}.channels",
-                   "'all' or a non-empty list of channel names", self.channels)
-        else:
-            _check(len(self.channels) >= 1, f"{where}.channels",
-                   "'all' or a non-empty list of channel names", list(self.channels))
-            _check(len(set(self.channels)) == len(self.channels), f"{where}.channels",
-                   "no repeated channel", list(self.channels))
-        _check(self.tmax > self.tmin, f"{where}.tmax", f"a time > tmin ({self.tmin})", self.tmax)
-        if self.baseline is not None:
-            _check(len(self.baseline) == 2 and self.baseline[1] > self.baseline[0],
-                   f"{where}.baseline", "null or [start, end] with end > start",
-                   list(self.baseline))
-        _check(self.bin_size >= 1, f"{where}.bin_size", "an integer >= 1", self.bin_size)
+    @model_validator(mode="after")
+    def _local_needs_a_dir(self) -> DataParams:
+        if self.source == "local" and not self.local_dir:
+            raise _bad(self.local_dir, "a directory path when data.source is 'local'",
+                       "local_dir")
+        return self
 
 
-@dataclass(frozen=True)
-class EmbedParams:
-    model: str = "ViT-B-32"
-    pretrained: str = "openai"
-    batch_size: int = 64
-    num_workers: int = 1  # image-decoding worker processes (0: decode in the main process)
-    seed: int = 0
-    blur_sigma: float = 0.0  # Gaussian blur of each image before embedding, pixels; 0 = off
-    # --- speed (issue 7): threads, num_workers, chunk_size never change the result ---
-    threads: Optional[int] = None  # torch intra-op threads; null = all usable CPUs
-    precision: str = "float32"  # float32 (exact) | bfloat16 | int8 (faster, lossy, measured)
-    chunk_size: int = 512  # images per resumable cache chunk
+class ErpParams(_Section):
+    channels: Union[Literal["all"], tuple[Str, ...]] = Field(
+        "all", description="'all' or a non-empty list of channel names")
+    tmin: Float = 0.0
+    tmax: Float = 0.8
+    baseline: Optional[tuple[Float, ...]] = Field(
+        None, description="null or [start, end] with end > start")
+    bin_size: Int = Field(1, ge=1)
+    standardize: Bool = True
 
-    def validate(self, where: str) -> None:
-        _check(self.blur_sigma >= 0 and math.isfinite(self.blur_sigma), f"{where}.blur_sigma",
-               "a finite number of pixels >= 0 (0 = no blur)", self.blur_sigma)
-        _check(bool(self.model), f"{where}.model", "an OpenCLIP model name", self.model)
-        _check(bool(self.pretrained), f"{where}.pretrained",
-               "an OpenCLIP pretrained tag, a checkpoint path, or 'none'", self.pretrained)
-        _check(self.batch_size >= 1, f"{where}.batch_size", "an integer >= 1", self.batch_size)
-        _check(self.num_workers >= 0, f"{where}.num_workers", "an integer >= 0", self.num_workers)
-        if self.threads is not None:
-            _check(self.threads >= 1, f"{where}.threads", "null or an integer >= 1", self.threads)
-        _check(self.precision in EMBED_PRECISIONS, f"{where}.precision",
-               f"one of {list(EMBED_PRECISIONS)}", self.precision)
-        _check(self.chunk_size >= 1, f"{where}.chunk_size", "an integer >= 1", self.chunk_size)
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: Union[str, tuple[str, ...]]) -> Union[str, tuple[str, ...]]:
+        if isinstance(v, tuple):
+            if not v:
+                raise _bad([])
+            if len(set(v)) != len(v):
+                raise _bad(list(v), "no repeated channel")
+        return v
 
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, v: Optional[tuple[float, ...]]) -> Optional[tuple[float, ...]]:
+        if v is not None and not (len(v) == 2 and v[1] > v[0]):
+            raise _bad(list(v))
+        return v
 
-@dataclass(frozen=True)
-class PcaParams:
-    n_components: Optional[int] = 64
-
-    def validate(self, where: str) -> None:
-        if self.n_components is not None:
-            _check(self.n_components >= 1, f"{where}.n_components", "null or an integer >= 1",
-                   self.n_components)
+    @model_validator(mode="after")
+    def _window(self) -> ErpParams:
+        if not self.tmax > self.tmin:
+            raise _bad(self.tmax, f"a time > tmin ({self.tmin})", "tmax")
+        return self
 
 
-@dataclass(frozen=True)
-class RidgeParams:
-    alpha: float = 1000.0
-
-    def validate(self, where: str) -> None:
-        _check(self.alpha >= 0 and math.isfinite(self.alpha), f"{where}.alpha",
-               "a finite number >= 0", self.alpha)
-
-
-@dataclass(frozen=True)
-class PlsParams:
-    n_components: int = 16
-
-    def validate(self, where: str) -> None:
-        _check(self.n_components >= 1, f"{where}.n_components", "an integer >= 1",
-               self.n_components)
+class EmbedParams(_Section):
+    model: Str = Field("ViT-B-32", min_length=1, description="an OpenCLIP model name")
+    pretrained: Str = Field("none", min_length=1, description=(
+        "an OpenCLIP pretrained tag, a checkpoint path, or 'none'"))
+    batch_size: Int = Field(64, ge=1)
+    num_workers: Int = Field(1, ge=0)  # image-decoding worker processes (0: the main process)
+    seed: Int = 0
+    blur_sigma: Finite = Field(0.0, ge=0, description=(  # Gaussian blur before embedding
+        "a finite number of pixels >= 0 (0 = no blur)"))
+    # --- speed: threads, num_workers, chunk_size never change the result ---
+    threads: Optional[Int] = Field(None, ge=1)  # torch intra-op threads; null = all usable CPUs
+    precision: EmbedPrecision = "float32"  # float32 (exact) | bfloat16 | int8 (faster, lossy)
+    chunk_size: Int = Field(512, ge=1)  # images per resumable cache chunk
 
 
-@dataclass(frozen=True)
-class MlpParams:
-    hidden_sizes: tuple[int, ...] = (256,)
-    alpha: float = 1e-2
-    max_iter: int = 200
-    learning_rate: float = 1e-3
-    batch_size: int = 128
-    patience: int = 10
-
-    def validate(self, where: str) -> None:
-        _check(len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
-               f"{where}.hidden_sizes", "a non-empty list of integers >= 1",
-               list(self.hidden_sizes))
-        _check(self.alpha >= 0, f"{where}.alpha", "a number >= 0", self.alpha)
-        _check(self.max_iter >= 1, f"{where}.max_iter", "an integer >= 1", self.max_iter)
-        _check(self.learning_rate > 0, f"{where}.learning_rate", "a number > 0",
-               self.learning_rate)
-        _check(self.batch_size >= 1, f"{where}.batch_size", "an integer >= 1", self.batch_size)
-        _check(self.patience >= 1, f"{where}.patience", "an integer >= 1", self.patience)
+class PcaParams(_Section):
+    n_components: Optional[Int] = Field(64, ge=1)
 
 
-@dataclass(frozen=True)
-class ContrastiveParams:
+class RidgeParams(_Section):
+    alpha: Finite = Field(1000.0, ge=0)
+
+
+class PlsParams(_Section):
+    n_components: Int = Field(16, ge=1)
+
+
+class MlpParams(_Section):
+    hidden_sizes: tuple[Int, ...] = Field(
+        (256,), description="a non-empty list of integers >= 1")
+    alpha: Float = Field(1e-2, ge=0)
+    max_iter: Int = Field(200, ge=1)
+    learning_rate: Float = Field(1e-3, gt=0)
+    batch_size: Int = Field(128, ge=1)
+    patience: Int = Field(10, ge=1)
+
+    @field_validator("hidden_sizes")
+    @classmethod
+    def _hidden_sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or not all(h >= 1 for h in v):
+            raise _bad(list(v))
+        return v
+
+
+class ContrastiveParams(_Section):
     """The contrastive encoder (:mod:`neurovision.contrastive`)."""
 
-    dim: Optional[int] = None  # encoder width; null = the target dimension
-    dropout: float = 0.3
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.1
-    epochs: int = 200
-    patience: int = 20
-    temperature: float = 0.07  # initial value; learned
-    device: str = "cpu"
-    threads: Optional[int] = None
-
-    def validate(self, where: str) -> None:
-        if self.dim is not None:
-            _check(self.dim >= 1, f"{where}.dim", "null or an integer >= 1", self.dim)
-        _check(0 <= self.dropout < 1, f"{where}.dropout", "a number in [0, 1)", self.dropout)
-        _check(self.batch_size >= 2, f"{where}.batch_size", "an integer >= 2", self.batch_size)
-        _check(self.learning_rate > 0 and math.isfinite(self.learning_rate),
-               f"{where}.learning_rate", "a finite number > 0", self.learning_rate)
-        _check(self.weight_decay >= 0 and math.isfinite(self.weight_decay),
-               f"{where}.weight_decay", "a finite number >= 0", self.weight_decay)
-        _check(self.epochs >= 1, f"{where}.epochs", "an integer >= 1", self.epochs)
-        _check(self.patience >= 1, f"{where}.patience", "an integer >= 1", self.patience)
-        _check(0 < self.temperature <= 1, f"{where}.temperature", "a number in (0, 1]",
-               self.temperature)
-        _check(bool(self.device), f"{where}.device", "a torch device such as 'cpu' or 'cuda'",
-               self.device)
-        if self.threads is not None:
-            _check(self.threads >= 1, f"{where}.threads", "null or an integer >= 1",
-                   self.threads)
+    dim: Optional[Int] = Field(None, ge=1)  # encoder width; null = the target dimension
+    dropout: Float = Field(0.3, ge=0, lt=1)
+    batch_size: Int = Field(1024, ge=2)
+    learning_rate: Finite = Field(1e-3, gt=0)
+    weight_decay: Finite = Field(0.1, ge=0)
+    epochs: Int = Field(200, ge=1)
+    patience: Int = Field(20, ge=1)
+    temperature: Float = Field(0.07, gt=0, le=1)  # initial value; learned
+    device: Str = Field("cpu", min_length=1,
+                        description="a torch device such as 'cpu' or 'cuda'")
+    threads: Optional[Int] = Field(None, ge=1)
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    mapper: str = "ridge"
-    protocol: str = "intra"
-    seed: int = 0
-    val_fraction: float = 0.1
-    ridge: RidgeParams = field(default_factory=RidgeParams)
-    pls: PlsParams = field(default_factory=PlsParams)
-    mlp: MlpParams = field(default_factory=MlpParams)
-    contrastive: ContrastiveParams = field(default_factory=ContrastiveParams)
-    target: str = "image"
-
-    def validate(self, where: str) -> None:
-        _check(self.mapper in MAPPERS, f"{where}.mapper", f"one of {list(MAPPERS)}", self.mapper)
-        _check(self.protocol in PROTOCOLS, f"{where}.protocol", f"one of {list(PROTOCOLS)}",
-               self.protocol)
-        _check(0 < self.val_fraction < 1, f"{where}.val_fraction", "a number in (0, 1)",
-               self.val_fraction)
-        _check(self.target in TARGETS, f"{where}.target", f"one of {list(TARGETS)}",
-               self.target)
+class TrainParams(_Section):
+    mapper: Mapper = "ridge"
+    protocol: Protocol = "intra"
+    seed: Int = 0
+    val_fraction: Float = Field(0.1, gt=0, lt=1)
+    ridge: RidgeParams = RidgeParams()
+    pls: PlsParams = PlsParams()
+    mlp: MlpParams = MlpParams()
+    contrastive: ContrastiveParams = ContrastiveParams()
+    target: Target = "image"
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
-    top_k: int = 10
-
-    def validate(self, where: str) -> None:
-        _check(self.top_k >= 1, f"{where}.top_k", "an integer >= 1", self.top_k)
+class EvaluateParams(_Section):
+    top_k: Int = Field(10, ge=1)
 
 
-@dataclass(frozen=True)
-class Params:
-    data: DataParams = field(default_factory=DataParams)
-    erp: ErpParams = field(default_factory=ErpParams)
-    embed: EmbedParams = field(default_factory=EmbedParams)
-    pca: PcaParams = field(default_factory=PcaParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+class Params(_Section):
+    data: DataParams = DataParams()
+    erp: ErpParams = ErpParams()
+    embed: EmbedParams = EmbedParams()
+    pca: PcaParams = PcaParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
-    def validate(self, where: str = "") -> None:
-        if self.train.protocol == "inter":
-            _check(len(self.data.subjects) >= 2, "train.protocol",
-                   "'intra' unless data.subjects lists at least 2 subjects (inter trains on the "
-                   "others)", self.train.protocol)
+    @model_validator(mode="after")
+    def _inter_needs_subjects(self) -> Params:
+        if self.train.protocol == "inter" and len(self.data.subjects) < 2:
+            raise _bad(self.train.protocol, "'intra' unless data.subjects lists at least 2 "
+                       "subjects (inter trains on the others)", "train.protocol")
+        return self
 
 
 # --------------------------------------------------------------------------------------
-# Generic conversion of YAML values into the dataclasses above.
+# pydantic's ValidationError as one line
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        args = typing.get_args(tp)
-        inner = _type_name(args[0]) if args else "value"
-        return f"a list of {inner}" if len(args) == 2 and args[1] is Ellipsis else "a list"
-    if tp is type(None):
-        return "null"
-    if dataclasses.is_dataclass(tp):
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}  # annotated_types.Ge(ge=0), ...
+_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
+
+
+def _describe(tp: Any, metadata: tuple = ()) -> str:
+    """What a value of type ``tp`` with constraints ``metadata`` must be, in words."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return _describe(args[0], (*tp.__metadata__, *metadata))
+    if origin is Union and type(None) in args:
+        (rest,) = (a for a in args if a is not type(None))
+        return "null or " + _describe(rest, metadata)
+    if origin is Literal:
+        return f"one of {list(args)}"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
         return "a mapping"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(
-        tp, str(tp))
+    word = _WORDS[tp]
+    if any(isinstance(m, AllowInfNan) and not m.allow_inf_nan for m in metadata):
+        word = "a finite number"
+    bounds = {key: (op, getattr(m, key)) for m in metadata for key, op in _BOUNDS.items()
+              if hasattr(m, key)}  # {"ge": (">=", 0), ...}
+    low = bounds.get("ge") or bounds.get("gt")
+    high = bounds.get("le") or bounds.get("lt")
+    if low and high:
+        return (f"{word} in {'[' if 'ge' in bounds else '('}{low[1]}, "
+                f"{high[1]}{']' if 'le' in bounds else ')'}")
+    if low or high:
+        op, value = low or high
+        return f"{word} {op} {value}"
+    return word
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        errors = []
-        for arg in typing.get_args(tp):
-            try:
-                return _convert(value, arg, where)
-            except ParamError as exc:
-                errors.append(exc)
-        raise ParamError(f"params: {where}: expected {_type_name(tp)}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ParamError(f"params: {where}: expected null, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ParamError(f"params: {where}: expected {_type_name(tp)}, got {value!r}")
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ParamError(f"params: {where}: expected a list of {len(args)} values, "
-                             f"got {value!r}")
-        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    raise ParamError(f"params: {where}: expected {_type_name(tp)}, got {value!r}")
+def _item_type(tp: Any) -> Any:
+    """``X`` of a (possibly optional) ``tuple[X, ...]``."""
+    while typing.get_origin(tp) in (Annotated, Union):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    return typing.get_args(tp)[0]
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ParamError(f"params: {where or 'top level'}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in raw:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            prefix = f"{where}." if where else ""
-            raise ParamError(f"params: unknown key '{prefix}{key}' (expected one of "
-                             f"{names}){hint}")
-    kwargs = {}
-    for name in names:
-        if name in raw:
-            kwargs[name] = _convert(raw[name], hints[name], f"{where}.{name}" if where else name)
-    obj = cls(**kwargs)
-    obj.validate(where)
-    return obj
+def _one_line(err: dict, model: type[BaseModel], where: str) -> str:
+    """``params: <dotted.key>: expected <what>, got <value>`` for one pydantic error."""
+    loc, ctx = err["loc"], err.get("ctx") or {}
+    if err["type"] == "extra_forbidden":
+        loc, key = loc[:-1], loc[-1]
+    dotted, tp, metadata, description = where, model, (), None
+    for part in loc:  # walk down the models; stop at a union member's tag
+        if isinstance(part, int):
+            tp, metadata, description = _item_type(tp), (), None
+            dotted += f"[{part}]"
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields[part]
+            tp, metadata, description = field.annotation, tuple(field.metadata), field.description
+            dotted = f"{dotted}.{part}" if dotted else part
+        else:
+            break
+    if err["type"] == "extra_forbidden":
+        names = list(tp.model_fields)
+        close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        prefix = f"{dotted}." if dotted else ""
+        return f"params: unknown key '{prefix}{key}' (expected one of {names}){hint}"
+    if err["type"] == "param":
+        if ctx["key"]:
+            dotted = f"{dotted}.{ctx['key']}" if dotted else ctx["key"]
+        expected, got = ctx["expected"] or description, ctx["got"]
+    else:
+        expected, got = description or _describe(tp, metadata), err["input"]
+    return f"params: {dotted or 'top level'}: expected {expected}, got {got!r}"
 
 
-def parse_params(raw: Any) -> Params:
-    """Validate a params mapping (as read from YAML) and return typed :class:`Params`."""
-    return _build(Params, raw, "")
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def parse_params(raw: Any, model: type[_Model] = Params, where: str = ""
+                 ) -> _Model:
+    """Validate a params mapping (as read from YAML) and return typed :class:`Params`.
+
+    ``model`` and ``where`` validate one section instead, its keys named ``<where>.<key>``."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamError(_one_line(exc.errors()[0], model, where)) from None
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -22,6 +22,7 @@ import re
 import shutil
 import zipfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -189,42 +190,77 @@ def _link_tree(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, copy_function=lambda s, d: link_or_copy(s, d))
 
 
-def local_subject(local_dir: str | Path, subject: int, out_dir: str | Path,
-                  progress: bool = True) -> None:
-    """Bring subject N's two EEG files from a folder in the release layout into ``out_dir``."""
+def _local_root(local_dir: str | Path) -> Path:
     root = Path(local_dir)
-    folder = root / subject_folder(subject)
-    archive = root / subject_zip(subject)
     if not root.is_dir():
         raise DataError(f"data.local_dir: {root} is not a directory (expected a folder in the "
                         f"release layout; see README, 'Real data (THINGS-EEG2)')")
+    return root
+
+
+def _listing(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())[:20]
+
+
+def local_subject_source(local_dir: str | Path, subject: int) -> Path:
+    """Where subject N's EEG is in a folder in the release layout: its unpacked folder
+    holding both files, or else its zip."""
+    root = _local_root(local_dir)
+    folder = root / subject_folder(subject)
+    archive = root / subject_zip(subject)
     if all((folder / name).is_file() for name in EEG_FILES):
+        return folder
+    if archive.is_file():
+        return archive
+    raise DataError(f"{root}: subject {subject}: expected {folder.name}/{EEG_FILES[0]} and "
+                    f"{folder.name}/{EEG_FILES[1]} (or {archive.name}) in the release "
+                    f"layout; found {_listing(root)}")
+
+
+def local_image_sources(local_dir: str | Path) -> list[Path]:
+    """The metadata file and each split's zip (or unpacked folder) in a folder in the release
+    layout."""
+    root = _local_root(local_dir)
+    if not (root / METADATA_FILE).is_file():
+        raise DataError(f"{root}: expected {METADATA_FILE} (release layout); found "
+                        f"{_listing(root)}")
+    found = [root / METADATA_FILE]
+    for archive in IMAGE_ARCHIVES:
+        unpacked = root / archive.removesuffix(".zip")
+        if (root / archive).is_file():
+            found.append(root / archive)
+        elif unpacked.is_dir():
+            found.append(unpacked)
+        else:
+            raise DataError(f"{root}: expected {archive} or an unpacked {unpacked.name}/ "
+                            f"folder (release layout); found neither")
+    return found
+
+
+def check_local_layout(local_dir: str | Path, subjects: Sequence[int]) -> None:
+    """Fail, naming what is missing, unless ``local_dir`` holds the images and every
+    subject's EEG in the release layout (only names are checked: nothing is read)."""
+    local_image_sources(local_dir)
+    for subject in subjects:
+        local_subject_source(local_dir, subject)
+
+
+def local_subject(local_dir: str | Path, subject: int, out_dir: str | Path,
+                  progress: bool = True) -> None:
+    """Bring subject N's two EEG files from a folder in the release layout into ``out_dir``."""
+    source = local_subject_source(local_dir, subject)
+    if source.is_dir():
         for name in EEG_FILES:
-            link_or_copy(folder / name, Path(out_dir) / name)
-    elif archive.is_file():
-        extract_subject(archive, subject, out_dir, progress=progress)
+            link_or_copy(source / name, Path(out_dir) / name)
     else:
-        raise DataError(f"{root}: subject {subject}: expected {folder.name}/{EEG_FILES[0]} and "
-                        f"{folder.name}/{EEG_FILES[1]} (or {archive.name}) in the release "
-                        f"layout; found {sorted(p.name for p in root.iterdir())[:20]}")
+        extract_subject(source, subject, out_dir, progress=progress)
 
 
 def local_images(local_dir: str | Path, out_dir: str | Path) -> None:
     """Bring the metadata and the two image sets (zips or folders) into ``out_dir``."""
-    root, out = Path(local_dir), Path(out_dir)
-    if not root.is_dir():
-        raise DataError(f"data.local_dir: {root} is not a directory (expected a folder in the "
-                        f"release layout; see README, 'Real data (THINGS-EEG2)')")
-    if not (root / METADATA_FILE).is_file():
-        raise DataError(f"{root}: expected {METADATA_FILE} (release layout); found "
-                        f"{sorted(p.name for p in root.iterdir())[:20]}")
-    link_or_copy(root / METADATA_FILE, out / METADATA_FILE)
-    for archive in IMAGE_ARCHIVES:
-        unpacked = root / archive.removesuffix(".zip")
-        if (root / archive).is_file():
-            link_or_copy(root / archive, out / archive)
-        elif unpacked.is_dir():
-            _link_tree(unpacked, out / unpacked.name)
+    out = Path(out_dir)
+    for source in local_image_sources(local_dir):
+        if source.is_dir():
+            _link_tree(source, out / source.name)
         else:
-            raise DataError(f"{root}: expected {archive} or an unpacked {unpacked.name}/ "
-                            f"folder (release layout); found neither")
+            link_or_copy(source, out / source.name)

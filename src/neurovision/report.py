@@ -10,66 +10,26 @@ experiment.  Run it in the project::
 from __future__ import annotations
 
 import argparse
-import json
-import re
-import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-SUBJECT_FILE = re.compile(r"(?:^|/)sub-(\d+)/retrieval\.json$")
-SUMMARY_FILE = "metrics/retrieval.json"
+from neurovision.errors import NeurovisionError
+from neurovision.experiments import Experiment, exp_show, parse_exp_show
+from neurovision.io import load_json
+from neurovision.retrieval import chance_levels
 
 
-@dataclass(frozen=True)
-class Experiment:
-    name: str
-    rev: str
-    params: dict
-    per_subject: dict[int, dict]  # subject -> that subject's metrics
-    summary: dict
-
-
-def _one(entry: dict, name: str | None) -> Experiment | None:
-    data = entry.get("data") or {}
-    metrics = data.get("metrics") or {}
-    per_subject = {}
-    for path, content in metrics.items():
-        m = SUBJECT_FILE.search(path)
-        if m and isinstance(content, dict) and content.get("data"):
-            per_subject[int(m.group(1))] = content["data"]
-    if not per_subject:
-        return None
-    summary = (metrics.get(SUMMARY_FILE) or {}).get("data") or {}
-    # Only the subjects the experiment ran (stale per-subject files may linger).
-    subjects = summary.get("subjects")
-    if subjects:
-        per_subject = {s: v for s, v in per_subject.items() if s in subjects}
-    params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-    rev = entry.get("rev") or data.get("rev") or ""
-    return Experiment(name=name or entry.get("name") or rev[:7], rev=rev, params=params,
-                      per_subject=per_subject, summary=summary)
-
-
-def experiments_from_exp_show(rows: list[dict], include_workspace: bool = False
-                              ) -> list[Experiment]:
-    """Baselines and their experiments, in ``dvc exp show`` order, with metrics."""
-    out: list[Experiment] = []
-    seen = set()
-    for entry in rows:
-        candidates = []
-        if entry.get("rev") != "workspace" or include_workspace:
-            candidates.append((entry, entry.get("name") or entry.get("rev", "")[:7]))
-        for exp in entry.get("experiments") or []:
-            for rev in exp.get("revs") or []:
-                candidates.append((rev, rev.get("name")))
-        for item, name in candidates:
-            exp = _one(item, name)
-            if exp is not None and exp.rev not in seen:
-                seen.add(exp.rev)
-                out.append(exp)
+def select(experiments: Iterable[Experiment], names: Sequence[str] | None = None,
+           include_workspace: bool = False) -> list[Experiment]:
+    """The experiments to tabulate: those with per-subject metrics, the workspace only if
+    asked, and only those named in ``names`` (experiment names or rev prefixes) if given."""
+    out = [e for e in experiments if e.per_subject and (include_workspace or not e.is_workspace)]
+    if names:
+        wanted = set(names)
+        out = [e for e in out if e.name in wanted or any(e.rev.startswith(w) for w in wanted)]
     return out
 
 
@@ -109,8 +69,9 @@ def markdown_table(experiments: Iterable[Experiment], keys: Sequence[str] = ("to
         for k in keys:
             vals = [m[k] for m in e.per_subject.values() if m.get(k) is not None]
             mean_row.append(_fmt(vals) if vals else "–")
-            ch = [m.get(f"{k}_chance") for m in e.per_subject.values()]
-            chance_row.append(f"{100 * ch[0]:.1f}" if ch and ch[0] is not None else "–")
+            n_test = [m.get("n_test") for m in e.per_subject.values() if m.get("n_test")]
+            ch = chance_levels(int(n_test[0])).get(f"{k}_chance") if n_test else None
+            chance_row.append("–" if ch is None else f"{100 * ch:.1f}")
     lines.append("| " + " | ".join(mean_row) + " |")
     lines.append("| " + " | ".join(chance_row) + " |")
     return "\n".join(lines) + "\n"
@@ -125,19 +86,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table for ``args`` (see :func:`add_arguments`); 0 on success."""
-    if args.input:
-        with open(args.input) as f:
-            rows = json.load(f)
-    else:
-        proc = subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True)
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stderr)
-            return proc.returncode
-        rows = json.loads(proc.stdout)
-    exps = experiments_from_exp_show(rows, include_workspace=args.workspace)
-    if args.exp:
-        wanted = set(args.exp)
-        exps = [e for e in exps if e.name in wanted or any(e.rev.startswith(w) for w in wanted)]
+    try:
+        if args.input:
+            exps = parse_exp_show(load_json(args.input), source=args.input)
+        else:
+            exps = parse_exp_show(exp_show(Path.cwd()))
+    except NeurovisionError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    exps = select(exps, args.exp, include_workspace=args.workspace)
     if not exps:
         sys.stderr.write("no experiment with per-subject metrics found\n")
         return 1

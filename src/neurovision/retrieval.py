@@ -98,6 +98,19 @@ def n_way_accuracy(scores: np.ndarray, n_way: int) -> float:
     return float(acc.mean())
 
 
+def chance_levels(n_gallery: int) -> dict:
+    """``<metric>_chance`` for every metric of :func:`retrieval_metrics` with ``n_gallery``
+    gallery items (what a decoder that knows nothing scores)."""
+    out: dict[str, float | None] = {}
+    for key, k in TOP_KS.items():
+        out[f"{key}_chance"] = min(1.0, k / n_gallery)
+    for key, n in N_WAYS.items():
+        out[f"{key}_chance"] = 1.0 / n if n <= n_gallery else None
+    out["mean_rank_chance"] = (n_gallery + 1) / 2
+    out["median_rank_chance"] = (n_gallery + 1) / 2
+    return out
+
+
 def retrieval_metrics(scores: np.ndarray) -> dict:
     """All summary metrics of one subject, with chance levels; keys are stable."""
     n_queries, n_gallery = scores.shape
@@ -113,10 +126,5 @@ def retrieval_metrics(scores: np.ndarray) -> dict:
     out["mean_rank"] = float(r.mean())
     out["median_rank"] = float(np.median(r))
     out["n_test"] = int(n_gallery)
-    for key, k in TOP_KS.items():
-        out[f"{key}_chance"] = min(1.0, k / n_gallery)
-    for key, n in N_WAYS.items():
-        out[f"{key}_chance"] = 1.0 / n if n <= n_gallery else None
-    out["mean_rank_chance"] = (n_gallery + 1) / 2
-    out["median_rank_chance"] = (n_gallery + 1) / 2
+    out.update(chance_levels(n_gallery))
     return out

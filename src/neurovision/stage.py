@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -38,10 +39,22 @@ def one_line(exc: BaseException) -> str:
     return " ".join(msg.split())
 
 
+#: Set (to anything but "" or "0") to see every library's INFO messages, not only ours.
+VERBOSE_ENV = "NEUROVISION_VERBOSE"
+
+
+def configure_logging() -> None:
+    """Our INFO messages, and only WARNING and above from other libraries (open_clip logs
+    several INFO lines per model load) unless ``NEUROVISION_VERBOSE`` is set."""
+    verbose = os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("neurovision").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
     """Run a stage's ``main``; a :class:`NeurovisionError` becomes one line and exit 1."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    configure_logging()
     try:
         main(argv)
     except NeurovisionError as exc:

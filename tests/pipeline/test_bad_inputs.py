@@ -43,8 +43,8 @@ N_TRAIN = SMALL_DEMO["n_train_concepts"] * SMALL_DEMO["train_images_per_concept"
 N_TEST = SMALL_DEMO["n_test"]
 PCA_DIM = 8
 
-EEG_TRAIN = "data/raw/sub-1/preprocessed_eeg_training.npy"
-EEG_TEST = "data/raw/sub-1/preprocessed_eeg_test.npy"
+EEG_TRAIN = "data/eeg/sub-1/preprocessed_eeg_training.npy"
+EEG_TEST = "data/eeg/sub-1/preprocessed_eeg_test.npy"
 IMAGES = "data/raw/images"
 METADATA = f"{IMAGES}/image_metadata.npy"
 
@@ -410,8 +410,8 @@ ROWS = [
         r"data/ceiling/sub-1\.json", r"expected JSON", r"got"),
     # ---- summarize -------------------------------------------------------------------------
     Row("subject-metrics-missing", "summarize",
-        remove("metrics/subjects/sub-1/retrieval.json"),
-        r"metrics/subjects/sub-1/retrieval\.json", r"expected", r"no such file|not found"),
+        remove("metrics/subjects/sub-1/details.json"),
+        r"metrics/subjects/sub-1/details\.json", r"expected", r"no such file|not found"),
 ]
 
 

@@ -44,9 +44,9 @@ def test_text_embeddings_feed_train_and_nothing_of_the_test_does(project):
 def test_exp_run_contrastive(project, target):
     out = dvc(project, "exp", "run", "-S", "train.mapper=contrastive",
               "-S", f"train.target={target}").stdout
-    assert ran(out) <= {"train@1", "evaluate@1", "summarize", "bundle"}
+    assert ran(out) <= {"check", "train@1", "evaluate@1", "summarize", "bundle"}
     assert {"train@1", "evaluate@1"} <= ran(out)
-    metrics = json.loads((project / "metrics/retrieval.json").read_text())
+    metrics = json.loads((project / "metrics/details.json").read_text())
     assert metrics["mapper"] == "contrastive" and 0 <= metrics["top1"] <= 1
     shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
     mappers = {rev["data"]["params"]["params.yaml"]["data"]["train"]["mapper"]

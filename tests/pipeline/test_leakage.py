@@ -29,7 +29,8 @@ from neurovision.retrieval import l2_normalize
 DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 #: Paths that hold test-split data (subject 1); the train stage must depend on none of them,
 #: nothing inside them and no folder that holds them.
-TEST_PATHS = ("data/raw/sub-1/preprocessed_eeg_test.npy", "data/features/test/sub-1.npy",
+TEST_PATHS = ("data/raw/sub-1/preprocessed_eeg_test.npy",
+              "data/eeg/sub-1/preprocessed_eeg_test.npy", "data/features/test/sub-1.npy",
               "embeds/clip/test.npy", "embeds/pca/test.npy", "data/ceiling/sub-1.json")
 
 
@@ -72,7 +73,8 @@ def workdir(tmp_path_factory):
                  pca={"n_components": 8})
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        for name in ("download_images", "download", "erp", "pool", "trainset", "embed_text"):
+        for name in ("check", "download_images", "download", "preprocess", "erp", "pool",
+                     "trainset", "embed_text"):
             if name in DVC:
                 run_stage(name)
         fake_clip(root / "data/raw/images", root / "embeds/clip", seed=0)
@@ -109,8 +111,8 @@ def test_train_stage_deps_hold_no_test_data():
         dep = dep.replace("${item}", "1")
         assert not any(overlaps(dep, t) for t in TEST_PATHS), dep
     # the check itself: a parent folder of test data, or the test file, would be caught
-    assert overlaps("data/raw", TEST_PATHS[0]) and overlaps("embeds/pca/test.npy", TEST_PATHS[3])
-    assert not overlaps("embeds/pca/train.npy", TEST_PATHS[3])
+    assert overlaps("data/eeg", TEST_PATHS[1]) and overlaps("embeds/pca/test.npy", TEST_PATHS[4])
+    assert not overlaps("embeds/pca/train.npy", TEST_PATHS[4])
     # and its command names no other input than its deps
     argv = stage_argv("train")
     inputs = [a for a in argv if "/" in a and not a.startswith("models/sub-")]
@@ -130,7 +132,7 @@ def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper
     run_stage("train")
     before = train_outputs(root)
     # 1. different test values at the source, propagated by the upstream stages
-    raw = root / "data/raw/sub-1/preprocessed_eeg_test.npy"
+    raw = root / "data/eeg/sub-1/preprocessed_eeg_test.npy"
     d = load_npy_dict(raw)
     d["preprocessed_eeg_data"] = np.random.default_rng(1).normal(
         size=d["preprocessed_eeg_data"].shape) * 7 + 3

@@ -14,7 +14,8 @@ KEYS = ("top1", "top5", "top10", "two_way", "four_way", "ten_way", "fifty_way", 
 
 
 #: Stages that gather all subjects' results; they rerun whenever any subject's result changes.
-GATHER = {"summarize", "bundle"}
+#: (check reruns on every change of params.yaml: it validates the file first.)
+GATHER = {"summarize", "bundle", "check"}
 
 
 def ran(output: str) -> set[str]:
@@ -33,10 +34,11 @@ def project(tmp_path_factory):
 def test_repro_from_scratch_then_nothing_to_do(project):
     out = dvc(project, "repro").stdout
     every_stage = set(dvc(project, "stage", "list", "--name-only").stdout.split())
-    assert {"download_images", "download@1", "erp@1", "embed", "pca", "pool", "trainset@1",
+    assert {"check", "download_images", "download@1", "preprocess@1", "erp@1", "embed", "pca",
+            "pool", "trainset@1",
             "train@1", "evaluate@1", "summarize"} <= every_stage
     assert ran(out) == every_stage
-    metrics = json.loads((project / "metrics" / "retrieval.json").read_text())
+    metrics = json.loads((project / "metrics" / "details.json").read_text())
     for key in KEYS:
         assert key in metrics
         assert key == "n_test" or f"{key}_chance" in metrics
@@ -56,7 +58,8 @@ def test_repro_from_scratch_then_nothing_to_do(project):
 def test_dag_has_the_data_flow(project):
     dag = dvc(project, "dag", "--dot").stdout
     edges = set(re.findall(r'"([^"]+)" -> "([^"]+)"', dag))
-    for edge in [("download_images", "embed"), ("download@1", "erp@1"),
+    for edge in [("download_images", "embed"), ("download@1", "preprocess@1"),
+                 ("preprocess@1", "erp@1"),
                  ("erp@1", "trainset@1"), ("erp@1", "pool"), ("pool", "trainset@1"),
                  ("embed", "pca"), ("pca", "train@1"), ("trainset@1", "train@1"),
                  ("train@1", "evaluate@1"), ("pca", "evaluate@1"), ("erp@1", "evaluate@1"),
@@ -76,7 +79,7 @@ def test_experiment_with_another_mapper_reruns_only_train_and_evaluate(project):
     diff = dvc(project, "metrics", "diff", "--json").stdout
     changed = json.loads(diff)["metrics/retrieval.json"]
     assert "top1" in changed and changed["top1"]["old"] is not None
-    metrics = json.loads((project / "metrics" / "retrieval.json").read_text())
+    metrics = json.loads((project / "metrics" / "details.json").read_text())
     assert metrics["mapper"] == "pls"
     assert metrics["two_way"] > 0.6
 
@@ -96,7 +99,10 @@ def test_evaluate_outputs_agree_with_each_other_and_with_a_brute_force_ranking(p
 
     dvc(project, "repro")
     res = project / "metrics/subjects/sub-1"
-    metrics = json.loads((res / "retrieval.json").read_text())
+    metrics = json.loads((res / "details.json").read_text())
+    assert json.loads((res / "retrieval.json").read_text()) == {
+        k: metrics[k] for k in ("top1", "top5", "top10", "two_way", "mean_rank", "n_test",
+                                "ideal_top1")}
     trials = json.loads((res / "trials.json").read_text())
     model = joblib.load(project / "models/sub-1.joblib")  # written by train@1
     pred = model.predict(np.load(project / "data/features/test/sub-1.npy"))

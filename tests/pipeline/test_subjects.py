@@ -47,8 +47,8 @@ def test_three_subjects_one_embedding_then_add_a_fourth(project):
     assert ran(out) == every_stage
     assert out.count("Running stage 'embed'") == 1
 
-    summary = json.loads((project / "metrics/retrieval.json").read_text())
-    subs = [json.loads((project / f"metrics/subjects/sub-{s}/retrieval.json").read_text())
+    summary = json.loads((project / "metrics/details.json").read_text())
+    subs = [json.loads((project / f"metrics/subjects/sub-{s}/details.json").read_text())
             for s in (1, 2, 3)]
     assert summary["subjects"] == [1, 2, 3] and summary["n_subjects"] == 3
     for key in ("top1", "top5", "two_way", "mean_rank"):
@@ -63,8 +63,8 @@ def test_three_subjects_one_embedding_then_add_a_fourth(project):
     out = dvc(project, "repro").stdout
     # subject 4's stages, the pool manifest (unchanged under intra, so trainset@1-3 stay
     # up to date) and the stages that gather every subject's results
-    assert ran(out) == {"download@4", "erp@4", "pool", "trainset@4", "train@4", "evaluate@4",
-                        "summarize"} | ({"bundle"} & ran(out))
+    assert ran(out) == {"check", "download@4", "erp@4", "pool", "trainset@4", "train@4",
+                        "evaluate@4", "summarize"} | ({"bundle"} & ran(out))
     assert json.loads((project / "metrics/retrieval.json").read_text())["n_subjects"] == 4
 
 
@@ -78,9 +78,9 @@ def test_inter_subject_protocol(project):
         info = json.loads((project / f"data/trainsets/sub-{s}/info.json").read_text())
         assert info["protocol"] == "inter"
         assert info["training_subjects"] == [o for o in (1, 2, 3, 4) if o != s]
-        m = json.loads((project / f"metrics/subjects/sub-{s}/retrieval.json").read_text())
+        m = json.loads((project / f"metrics/subjects/sub-{s}/details.json").read_text())
         assert m["protocol"] == "inter" and 0 <= m["top1"] <= 1
-    summary = json.loads((project / "metrics/retrieval.json").read_text())
+    summary = json.loads((project / "metrics/details.json").read_text())
     assert summary["protocol"] == "inter" and summary["n_subjects"] == 4
     # back to the committed intra baseline for the next test
     git(project, "checkout", "--", "params.yaml")
@@ -102,8 +102,8 @@ def test_queue_sweep_compare_and_plots(project, tmp_path):
     for name in names[-2:]:
         log = dvc(project, "queue", "logs", name).stdout
         # only train, evaluate and summarize run in a mapper sweep
-        assert set(re.findall(r"Running stage '([^'@]+)", log)) <= {"train", "evaluate",
-                                                                      "summarize", "bundle"}, log
+        assert set(re.findall(r"Running stage '([^'@]+)", log)) <= {
+            "check", "train", "evaluate", "summarize", "bundle"}, log
 
     shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
     exps = [rev for row in shown for e in (row.get("experiments") or []) for rev in e["revs"]]

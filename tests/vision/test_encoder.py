@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from neurovision.errors import DataError
+from neurovision.errors import DataError, ParamError
 from neurovision.images import ImageSource
 from neurovision.vision.embed import embed_images, precision_fidelity
 from neurovision.vision.encoder import load_encoder
@@ -87,7 +87,7 @@ def test_random_init_is_seeded(encoder):
 
 
 def test_unknown_model_and_tag_are_param_errors():
-    with pytest.raises(DataError, match=r"embed\.model"):
+    with pytest.raises(ParamError, match=r"embed\.model"):
         load_encoder("ViT-Q-99", "none")
     with pytest.raises(DataError, match=r"embed\.pretrained"):
         load_encoder("ViT-B-32", "no-such-tag")

@@ -1,13 +1,13 @@
 """The deployable bundle: the few small files the explorer needs, without the raw data.
 
-Layout (:data:`neurovision.app.data.BUNDLE_FILES`)::
+Layout (:data:`neurovision.app.layout.BUNDLE_FILES`)::
 
     manifest.json        format, version, subjects, top_k, n_test, image size, file sizes
-    retrieval.json       the summary metrics (copy of metrics/retrieval.json)
+    details.json         the summary metrics (copy of metrics/details.json)
     metadata.json        test image files and concepts, gallery order (plain JSON, no pickle)
     test_images.zip      the test images re-encoded as small JPEGs, release member names
     gallery.npy          test-image embeddings the mapper predicts (float32)
-    sub-N/               retrieval.json, trials.json, topk.csv, ranks.csv, info.json (copies),
+    sub-N/               details.json, trials.json, topk.csv, ranks.csv, info.json (copies),
                          erp.npy (repetition-averaged test EEG, float16) + erp.json (channels,
                          times), features.npy (test ERP features), mapper.joblib (copy)
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurovision.app.data import BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_VERSION, check_trials
+from neurovision.app.layout import BUNDLE_FILES, BUNDLE_FORMAT, BUNDLE_VERSION, check_trials
 from neurovision.erp import REP_AXIS, load_epochs
 from neurovision.errors import DataError
 from neurovision.images import ImageSource, decode_image
@@ -106,7 +106,7 @@ def _export_subject(tmp: Path, s: int, n_test: int, *, results: Path, eeg: Path,
     res = Path(results) / f"sub-{s}"
     trials_path = res / "trials.json"
     check_trials(load_json(trials_path), n_test, trials_path)
-    for key, src in (("trials", trials_path), ("metrics", res / "retrieval.json"),
+    for key, src in (("trials", trials_path), ("metrics", res / "details.json"),
                      ("topk", res / "topk.csv"), ("ranks", res / "ranks.csv"),
                      ("info", Path(info) / f"sub-{s}.json"),
                      ("mapper", Path(models) / f"sub-{s}.joblib")):

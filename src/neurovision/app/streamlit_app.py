@@ -2,8 +2,8 @@
 
 Arguments after ``--`` on the streamlit command line: ``--root DIR`` (a project whose
 pipeline has run; default: the working directory) or ``--bundle DIR`` (a bundle written by
-the ``bundle`` stage).  Everything shown is read by :mod:`neurovision.app.data`; this file
-only lays it out.
+the ``bundle`` stage).  Everything shown is read by a :mod:`neurovision.app.sources` source
+and shaped by :mod:`neurovision.app.views`; this file only lays it out.
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from neurovision.app.data import (
-    MissingOutput,
-    Results,
+from neurovision.app.sources import SOURCES, MissingOutput, Source
+from neurovision.app.views import (
     butterfly_frame,
     concept_name,
     concept_ranks,
-    dvc_exp_show,
     experiments_table,
     framed,
     peak_latency,
@@ -49,17 +47,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 @st.cache_resource(show_spinner="Opening the results…", max_entries=4)
-def get_results(kind: str, root: str, stamp: float) -> Results:
-    """One :class:`Results` per source and version, shared by all sessions (its loads are
+def get_source(kind: str, root: str, stamp: float) -> Source:
+    """One source per kind, root and version, shared by all sessions (its loads are
     memoised); ``stamp`` changes when the pipeline reruns, so new outputs are read afresh."""
-    return Results(root, kind)
-
-
-def version_stamp(kind: str, root: Path) -> float:
-    """Modification time of the file every rerun rewrites (dvc.lock, or the manifest)."""
-    names = ("manifest.json",) if kind == "bundle" else ("dvc.lock", "params.yaml")
-    times = [(root / n).stat().st_mtime for n in names if (root / n).is_file()]
-    return max(times, default=0.0)
+    return SOURCES[kind](root)
 
 
 # --------------------------------------------------------------------------------------
@@ -68,17 +59,13 @@ def version_stamp(kind: str, root: Path) -> float:
 
 def missing_page(exc: MissingOutput) -> None:
     st.header("Run this stage first")
-    st.info(f"The explorer needs `{exc.path}`, which does not exist yet.")
-    if exc.kind == "bundle":
-        st.markdown("The bundle is incomplete. Rebuild it in the project:")
-    elif exc.stage:
-        st.markdown(f"The pipeline stage **{exc.stage}** writes it. Run it (and whatever it "
-                    f"needs) in the project root:")
-    else:
-        st.markdown("Start the explorer in the project root, where `params.yaml` is, after "
-                    "running the pipeline:")
+    also = f" (or {exc.alternative})" if exc.alternative else ""
+    st.info(f"The explorer needs `{exc.path}`{also}, which does not exist yet.")
+    st.markdown(f"{exc.advice[:1].upper()}{exc.advice[1:]}:")
     st.code(exc.command, language="bash")
-    st.caption("`dvc repro` alone runs the whole pipeline.")
+    st.caption("`dvc repro` alone runs the whole pipeline. If the output was there before and "
+               "a failed run removed it (DVC deletes a stage's outputs just before the stage "
+               "runs), `dvc checkout` brings back the last good outputs from DVC's cache.")
 
 
 def missing_notice(exc: MissingOutput) -> None:
@@ -123,12 +110,12 @@ def apply_query_params(subjects: list[int], n_test: int) -> None:
         st.session_state["subject"], st.session_state["trial"] = subject, trial
 
 
-def trial_view(res: Results) -> None:
+def trial_view(res: Source) -> None:
     subjects = res.ready_subjects()
     absent = [s for s in res.subjects if s not in subjects]
     if absent:
         st.caption("No rankings yet for " + ", ".join(
-            f"sub-{s:02d} (`dvc repro evaluate@{s}`)" for s in absent))
+            f"sub-{s:02d} (`{res.missing('trials', s).command}`)" for s in absent))
     apply_query_params(subjects, res.n_test)
     c1, c2, c3, c4 = st.columns([1, 3, 1, 2], vertical_alignment="bottom")
     subject = c1.selectbox("Subject", subjects, format_func=lambda s: f"sub-{s:02d}",
@@ -172,7 +159,7 @@ def trial_view(res: Results) -> None:
     guarded(eeg_view, res, subject, trial)
 
 
-def score_chart(res: Results, subject: int, trial: int) -> None:
+def score_chart(res: Source, subject: int, trial: int) -> None:
     scores = res.trial_scores(subject, trial)
     df = pd.DataFrame({"image": [concept_name(res.concept(i)) for i in range(len(scores))],
                        "score": scores, "true": np.arange(len(scores)) == trial})
@@ -191,7 +178,7 @@ def score_chart(res: Results, subject: int, trial: int) -> None:
         st.altair_chart(chart, width="stretch")
 
 
-def eeg_view(res: Results, subject: int, trial: int) -> None:
+def eeg_view(res: Source, subject: int, trial: int) -> None:
     erp = res.erp(subject)
     window = res.window(subject)
     times = [round(float(x), 4) for x in erp.times]
@@ -227,18 +214,29 @@ def eeg_view(res: Results, subject: int, trial: int) -> None:
 
 
 def scalp_chart(names: list[str], values: np.ndarray, latency: float) -> alt.LayerChart:
-    """Scalp map of the posterior head (where the release's 17 channels are), nose up."""
+    """Scalp map of the posterior head (where the release's 17 channels are), nose up.
+
+    Electrodes sit where MNE's topomaps put them (``neurovision.channels.positions``, units of
+    head radius); the arc is MNE's head circle, the unit circle.
+    """
+    width, height = 400, 200
     pos = positions(names)
     grid = scalp_frame(values, pos, resolution=101)
     lim = float(np.max(np.abs(values))) or 1.0
-    xs = alt.Scale(domain=[-0.8, 0.8], nice=False)
-    ys = alt.Scale(domain=[-1.05, -0.25], nice=False)
+    # The back half of the head, one scale for x and y (width / height = x span / y span).
+    xs = alt.Scale(domain=[-0.85, 0.85], nice=False)
+    ys = alt.Scale(domain=[-1.03, -0.18], nice=False)
+    # The colour bar is labelled at 0 and at +-lim rounded down to two significant digits, and
+    # is shorter than the plot (its title sits above it) so that its end labels stay inside.
+    step = 10.0 ** (np.floor(np.log10(lim)) - 1)
+    tick = float(np.floor(lim / step) * step)
+    legend = alt.Legend(values=[-tick, 0.0, tick], format=".2~g", gradientLength=height - 50)
     heat = alt.Chart(grid).mark_rect(clip=True).encode(
         x=alt.X("x:Q", scale=xs, axis=None), x2="x2:Q",
         y=alt.Y("y:Q", scale=ys, axis=None), y2="y2:Q",
-        color=alt.Color("value:Q", title="a.u.",
+        color=alt.Color("value:Q", title="a.u.", legend=legend,
                         scale=alt.Scale(scheme="redblue", reverse=True, domain=[-lim, lim])))
-    a = np.linspace(np.pi * 1.05, np.pi * 1.95, 91)
+    a = np.linspace(np.pi, 2 * np.pi, 181)
     head = pd.DataFrame({"x": np.cos(a), "y": np.sin(a), "o": np.arange(len(a))})
     outline = alt.Chart(head).mark_line(color="#444", clip=True).encode(
         x=alt.X("x:Q", scale=xs), y=alt.Y("y:Q", scale=ys), order="o")
@@ -247,15 +245,17 @@ def scalp_chart(names: list[str], values: np.ndarray, latency: float) -> alt.Lay
         x="x:Q", y="y:Q", tooltip=["channel", alt.Tooltip("value:Q", format=".3f")])
     labels = alt.Chart(el).mark_text(dy=-9, fontSize=10).encode(x="x:Q", y="y:Q",
                                                                 text="channel:N")
+    # Room on the right for the colour bar's widest label, e.g. "−3.2".
     return alt.layer(heat, outline, dots, labels).properties(
-        width=400, height=200, title=f"Scalp map at {latency:g} s (back of the head, nose up)")
+        width=width, height=height, padding={"left": 5, "top": 5, "right": 20, "bottom": 5},
+        title=f"Scalp map at {latency:g} s (back of the head, nose up)")
 
 
 # --------------------------------------------------------------------------------------
 # Overview
 
 
-def overview(res: Results) -> None:
+def overview(res: Source) -> None:
     subjects = res.ready_subjects()
     st.subheader("Retrieval, with chance levels")
     if res.has("summary"):
@@ -265,7 +265,7 @@ def overview(res: Results) -> None:
                    f"{summary.get('protocol', '?')}, {summary.get('n_test', res.n_test)} "
                    f"test images.")
     else:
-        missing_notice(MissingOutput(res.path("summary"), res.stage("summary"), res.kind))
+        missing_notice(res.missing("summary"))
         summary = res.subject_metrics(subjects[0])
         st.caption(f"Showing sub-{subjects[0]:02d} only.")
     cols = st.columns(len(TOP_METRICS))
@@ -293,7 +293,7 @@ def overview(res: Results) -> None:
     guarded(experiments, res)
 
 
-def topk_chart(res: Results, subjects: list[int]) -> None:
+def topk_chart(res: Source, subjects: list[int]) -> None:
     df = pd.concat([res.topk_curve(s).assign(subject=f"sub-{s:02d}") for s in subjects])
     lines = alt.Chart(df).mark_line().encode(
         x=alt.X("k:Q", title="K"), y=alt.Y("accuracy:Q", title="top-K accuracy",
@@ -305,7 +305,7 @@ def topk_chart(res: Results, subjects: list[int]) -> None:
         height=300, title="Top-K accuracy (dashed: chance)"), width="stretch")
 
 
-def rank_chart(res: Results, subjects: list[int]) -> None:
+def rank_chart(res: Source, subjects: list[int]) -> None:
     df = pd.concat([res.rank_histogram(s).assign(subject=f"sub-{s:02d}") for s in subjects])
     chart = alt.Chart(df).mark_bar().encode(
         x=alt.X("rank:N", title="rank of the true image", sort=None),
@@ -316,7 +316,7 @@ def rank_chart(res: Results, subjects: list[int]) -> None:
                     width="stretch")
 
 
-def best_worst(res: Results, subjects: list[int], n_show: int = GRID_COLUMNS) -> None:
+def best_worst(res: Source, subjects: list[int], n_show: int = GRID_COLUMNS) -> None:
     table = concept_ranks({s: res.trials(s) for s in subjects})
     n_show = min(n_show, len(table) // 2) or 1
     for label, rows in (("best", table.head(n_show)),
@@ -330,12 +330,12 @@ def best_worst(res: Results, subjects: list[int], n_show: int = GRID_COLUMNS) ->
                 caption=f"{concept_name(row.concept)} · mean rank {row.mean_rank:.1f}")
 
 
-def experiments(res: Results) -> None:
-    if res.kind != "pipeline":
+def experiments(res: Source) -> None:
+    if not res.compares_experiments:
         st.caption("A bundle holds one experiment; compare experiments in the project.")
         return
     if st.button("Compare DVC experiments (runs `dvc exp show`)", key="experiments"):
-        st.session_state["exp_table"] = experiments_table(dvc_exp_show(res.root))
+        st.session_state["exp_table"] = experiments_table(res.experiments())
     df = st.session_state.get("exp_table")
     if df is None:
         st.caption("Experiments made with `dvc exp run -S train.mapper=pls` appear here.")
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         kind = "bundle" if args.bundle else "pipeline"
         root = Path(args.bundle if args.bundle else args.root).resolve()
-        res = get_results(kind, str(root), version_stamp(kind, root))
+        res = get_source(kind, str(root), SOURCES[kind].version_stamp(root))
         res.check_ready()
     except MissingOutput as exc:
         missing_page(exc)

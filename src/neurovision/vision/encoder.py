@@ -4,12 +4,15 @@ evaluation transform, and the reduced-precision copies used for faster inference
 from __future__ import annotations
 
 import copy
+import difflib
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from neurovision.errors import DataError
+from neurovision.errors import DataError, ParamError
 from neurovision.params import EMBED_PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,32 @@ class Encoder:
     seed: int | None = None  # the initialisation seed when ``pretrained`` is "none"
 
 
+def model_names() -> list[str]:
+    """The OpenCLIP model names, read from open_clip's model-config folder.
+
+    ``open_clip.list_models()`` gives the same names but imports torch (seconds); the check
+    stage runs on every change of params.yaml, so it reads the folder without importing.
+    """
+    spec = importlib.util.find_spec("open_clip")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    names = {p.stem for f in folders for p in Path(f, "model_configs").glob("*.json")}
+    if not names:  # an open_clip laid out otherwise: ask it
+        import open_clip
+
+        return open_clip.list_models()
+    return sorted(names)
+
+
+def check_model_name(model_name: str) -> None:
+    """A :class:`ParamError` naming ``embed.model`` unless OpenCLIP knows the model."""
+    names = model_names()
+    if model_name not in names:
+        close = difflib.get_close_matches(model_name, names, n=3, cutoff=0.6)
+        hint = f"; did you mean {close}?" if close else ""
+        raise ParamError(f"params: embed.model: expected an OpenCLIP model name such as "
+                         f"'ViT-B-32' or 'RN50', got {model_name!r}{hint}")
+
+
 def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = "cpu") -> Encoder:
     """An OpenCLIP model in eval mode with its *evaluation* transform.
 
@@ -33,9 +62,7 @@ def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = 
     import open_clip
     import torch
 
-    if model_name not in open_clip.list_models():
-        raise DataError(f"params: embed.model: expected an OpenCLIP model name such as "
-                        f"'ViT-B-32' or 'RN50', got {model_name!r}")
+    check_model_name(model_name)
     if pretrained.lower() == "none":
         log.warning("embed: %s with RANDOM weights (embed.pretrained: none, seed %d): fine for "
                     "the offline demo, meaningless for real data", model_name, seed)

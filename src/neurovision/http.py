@@ -1,0 +1,94 @@
+"""HTTP retries: urllib3's ``Retry``, with bounded waits, a rate limit and a warning per retry.
+
+urllib3 decides what is retried and how often (``total``, ``status_forcelist``, ...); this
+module only sets the wait before each retry and logs every retry, so that a user sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import urllib3
+from urllib3.util.retry import RequestHistory, Retry
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0  # seconds: the longest wait between two tries
+RETRIED_STATUS = frozenset({429, *range(500, 600)})
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost useful reason of a requests/urllib3 error, on one line."""
+    reason = exc
+    for _ in range(5):
+        if isinstance(reason, urllib3.exceptions.MaxRetryError) and reason.reason is not None:
+            reason = reason.reason
+        elif reason.args and isinstance(reason.args[0], BaseException):
+            reason = reason.args[0]
+        else:
+            break
+    text = reason.args[0] if reason.args and isinstance(reason.args[0], str) else str(reason)
+    text = re.sub(r"^\w*Connection(Pool)?\(host=[^)]*\):\s*", "", text or type(reason).__name__)
+    return " ".join(text.split())[:300]
+
+
+class LoggedRetry(Retry):
+    """urllib3's ``Retry`` that waits ``backoff_factor`` before the first retry (urllib3 retries
+    the first at once) and doubles, or what a readable ``Retry-After`` says, both at most
+    ``backoff_max``, and at least ``min_interval`` (a rate limit); it logs each retry."""
+
+    min_interval = 0.0
+
+    def new(self, **kw) -> LoggedRetry:
+        retry = super().new(**kw)
+        retry.min_interval = self.min_interval
+        return retry
+
+    def get_backoff_time(self) -> float:
+        failed = len(self.history)
+        return min(self.backoff_factor * 2 ** (failed - 1), self.backoff_max) if failed else 0.0
+
+    def wait(self, retry_after: str | None = None) -> float:
+        """Seconds before the next try, given the last answer's ``Retry-After`` (if any)."""
+        if retry_after is not None and self.respect_retry_after_header:
+            try:
+                return min(self.parse_retry_after(retry_after), self.backoff_max)
+            except urllib3.exceptions.InvalidHeader:
+                pass  # unreadable: the backoff applies
+        return self.get_backoff_time()
+
+    def _pause(self, response=None) -> float:
+        retry_after = None if response is None else response.headers.get("Retry-After")
+        return max(self.wait(retry_after), self.min_interval)
+
+    def sleep(self, response=None) -> None:
+        time.sleep(self._pause(response))
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
+                  _stacktrace=None) -> LoggedRetry:
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        where = f"{_pool.scheme}://{_pool.host}:{_pool.port}{url}" if _pool else url
+        why = (describe(error) if error is not None else
+               f"answered HTTP {response.status} {response.reason or ''}".strip())
+        done = len(retry.history)
+        log.warning("%s %s; retrying in %.1f s (%d of %d)", where, why, retry._pause(response),
+                    done, done + (retry.total or 0))
+        return retry
+
+
+def retry_policy(retries: int, backoff: float, min_interval: float = 0.0) -> LoggedRetry:
+    """GET retried ``retries`` times in all after 429 or 5xx answers or failed connections;
+    the last answer is returned, not raised, once the retries are spent."""
+    retry = LoggedRetry(total=retries, status_forcelist=RETRIED_STATUS, allowed_methods={"GET"},
+                        backoff_factor=backoff, backoff_max=MAX_BACKOFF,
+                        respect_retry_after_header=True, raise_on_status=False)
+    retry.min_interval = min_interval
+    return retry
+
+
+def wait_after(policy: LoggedRetry, failed: int, retry_after: str | None = None) -> float:
+    """Seconds ``policy`` waits after ``failed`` failed tries (the rate limit aside)."""
+    history = (RequestHistory("GET", None, None, None, None),) * failed
+    return policy.new(history=history).wait(retry_after)

@@ -1,0 +1,42 @@
+"""DVC stage check: params.yaml and the inputs it names, checked before any other stage runs.
+
+Every other stage depends on this stage's output, so DVC runs it first whenever params.yaml
+changed; when it fails, DVC stops before it has deleted any other stage's outputs (DVC removes
+a stage's outputs just before running its command).  It checks the whole params file (the
+schema), the OpenCLIP model name, and for ``data.source: local`` that ``data.local_dir``
+holds the release layout for every subject.  It writes
+
+- ``--out``: a constant file, so that a successful check never makes another stage stale;
+- ``--mapper``: the chosen mapper's own settings (``train.<mapper>``), what train@N depends
+  on, so that a change to another mapper's section reruns nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
+
+from neurovision.io import save_json
+from neurovision.release import check_local_layout
+from neurovision.stage import params_from, parser, run
+from neurovision.vision.encoder import check_model_name
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--out", required=True, help="constant file written when all is well")
+    ap.add_argument("--mapper", required=True, help="JSON file: the chosen mapper's settings")
+    args = ap.parse_args(argv)
+    params = params_from(args)  # the whole file: unknown keys, types, bounds, choices
+    check_model_name(params.embed.model)
+    if params.data.source == "local":
+        check_local_layout(params.data.local_dir, params.data.subjects)
+    mapper = params.train.mapper
+    save_json(args.mapper, {"mapper": mapper,
+                            "settings": getattr(params.train, mapper).model_dump(mode="json")})
+    save_json(args.out, {"checked": "params.yaml and the inputs it names"})
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
