@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from neurovision.evaluation import (
+    headline,
     per_subject_rows,
     rank_histogram,
     subject_metrics,
@@ -142,3 +143,14 @@ def test_summarize_a_metric_null_for_a_later_subject_is_null():
     out = summarize([a, b])
     assert out["ideal_top1"] is None and "ideal_top1_sd" not in out
     assert out["top1"] == pytest.approx(0.3)
+
+
+def test_headline_keeps_the_compared_scores_that_are_not_null():
+    m = subject_metrics(np.eye(8), subject=1, protocol="intra", mapper="ridge",
+                        ceiling={"top1": 0.5, "top5": 0.9})  # 8 images: no top10
+    assert headline(m) == {"top1": 1.0, "top5": 1.0, "two_way": 1.0, "mean_rank": 1.0,
+                           "n_test": 8, "ideal_top1": 0.5}
+    summary = headline(summarize([m, m]))
+    assert list(summary) == ["top1", "top5", "two_way", "mean_rank", "n_test", "n_subjects",
+                             "top1_sd", "top5_sd", "ideal_top1"]
+    assert summary["n_subjects"] == 2 and summary["top1_sd"] == 0.0
