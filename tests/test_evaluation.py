@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from neurovision.evaluation import (
+    headline,
     per_subject_rows,
     rank_histogram,
     subject_metrics,
@@ -99,3 +100,57 @@ def test_summarize_means_sds_and_nulls():
 def test_per_subject_rows():
     m = {"subject": 3, "top1": 0.1, "top5": 0.3, "top1_chance": 0.01}
     assert per_subject_rows([m]) == [["sub-03", 0.1, 0.3, 0.01]]
+
+
+def test_subject_metrics_describe_the_run_and_a_zero_ceiling_has_no_fraction():
+    m = subject_metrics(np.eye(5), subject=4, protocol="inter", mapper="contrastive",
+                        ceiling={"top1": 0.0, "top5": 0.2})
+    assert (m["subject"], m["protocol"], m["mapper"]) == (4, "inter", "contrastive")
+    assert m["ideal_top1"] == 0.0 and m["ideal_top5"] == 0.2 and m["top1_of_ideal"] is None
+
+
+def test_summarize_real_subjects_against_a_loop_over_keys():
+    """Every metric of subject_metrics, in its own order: the mean and the sample sd over
+    subjects; n_test is the largest gallery and stays an integer."""
+    rng = np.random.default_rng(5)
+    per_subject = [subject_metrics(rng.normal(size=(n, n)) + 2 * np.eye(n), subject=s,
+                                   protocol="inter", mapper="ridge")
+                   for s, n in ((1, 12), (2, 12), (5, 10))]
+    out = summarize(per_subject)
+    assert (out["protocol"], out["mapper"], out["subjects"], out["n_subjects"]) == (
+        "inter", "ridge", [1, 2, 5], 3)
+    assert out["n_test"] == 12 and type(out["n_test"]) is int and "n_test_sd" not in out
+    for key in per_subject[0]:
+        if key in ("subject", "protocol", "mapper", "n_test"):
+            continue
+        values = [m[key] for m in per_subject]
+        if any(v is None for v in values):
+            assert out[key] is None, key
+            continue
+        assert out[key] == pytest.approx(sum(values) / 3), key
+        if key.endswith("_chance"):
+            assert f"{key}_sd" not in out, key
+        else:
+            mean = sum(values) / 3
+            sd = (sum((v - mean) ** 2 for v in values) / 2) ** 0.5
+            assert out[f"{key}_sd"] == pytest.approx(sd), key
+    assert out["fifty_way"] is None and out["ten_way"] is not None
+
+
+def test_summarize_a_metric_null_for_a_later_subject_is_null():
+    a = {"subject": 1, "top1": 0.2, "ideal_top1": 0.5}
+    b = {"subject": 2, "top1": 0.4, "ideal_top1": None}
+    out = summarize([a, b])
+    assert out["ideal_top1"] is None and "ideal_top1_sd" not in out
+    assert out["top1"] == pytest.approx(0.3)
+
+
+def test_headline_keeps_the_compared_scores_that_are_not_null():
+    m = subject_metrics(np.eye(8), subject=1, protocol="intra", mapper="ridge",
+                        ceiling={"top1": 0.5, "top5": 0.9})  # 8 images: no top10
+    assert headline(m) == {"top1": 1.0, "top5": 1.0, "two_way": 1.0, "mean_rank": 1.0,
+                           "n_test": 8, "ideal_top1": 0.5}
+    summary = headline(summarize([m, m]))
+    assert list(summary) == ["top1", "top5", "two_way", "mean_rank", "n_test", "n_subjects",
+                             "top1_sd", "top5_sd", "ideal_top1"]
+    assert summary["n_subjects"] == 2 and summary["top1_sd"] == 0.0
