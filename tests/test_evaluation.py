@@ -154,3 +154,25 @@ def test_headline_keeps_the_compared_scores_that_are_not_null():
     assert list(summary) == ["top1", "top5", "two_way", "mean_rank", "n_test", "n_subjects",
                              "top1_sd", "top5_sd", "ideal_top1"]
     assert summary["n_subjects"] == 2 and summary["top1_sd"] == 0.0
+
+
+def test_layer_metrics_name_the_layer_and_each_candidates_score():
+    from neurovision.evaluation import layer_metrics
+
+    assert layer_metrics({"layer": "final", "val_top1": None}) == {"layer": "final"}
+    assert layer_metrics({"layer": ["final", "0.5"]}) == {"layer": "final+0.5"}
+    assert layer_metrics({"layer": "0.5", "val_top1": {"final": 0.25, "0.5": 0.375}}) == {
+        "layer": "0.5", "val_top1_final": 0.25, "val_top1_0.5": 0.375}
+
+
+def test_the_summary_names_one_layer_or_each_subjects():
+    base = {"protocol": "intra", "mapper": "ridge", "top1": 0.5}
+    same = summarize([{**base, "subject": 1, "layer": "0.5"},
+                      {**base, "subject": 2, "layer": "0.5"}])
+    assert same["layer"] == "0.5"
+    mixed = summarize([{**base, "subject": 1, "layer": "0.5"},
+                       {**base, "subject": 3, "layer": "final"},
+                       {**base, "subject": 4, "layer": "0.5"}])
+    assert mixed["layer"] == "sub-1:0.5,sub-3:final,sub-4:0.5"
+    assert "layer" not in summarize([{**base, "subject": 1}])
+    assert "layer_sd" not in mixed and mixed["top1"] == 0.5
