@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     layer = params.train.layer
     save_json(args.mapper, {
         "mapper": mapper, "settings": getattr(params.train, mapper).model_dump(mode="json"),
-        "layer": layer if isinstance(layer, str) else [layer_name(x) for x in layer],
+        "layer": layer if layer == "select" else params.train.layers(),
         "candidates": ([layer_name(x) for x in params.embed.layers] if layer == "select"
                        else None)})
     save_json(args.out, {"checked": "params.yaml and the inputs it names"})

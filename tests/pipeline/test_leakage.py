@@ -59,11 +59,13 @@ def fake_clip(images_dir: Path, out: Path, seed: int) -> None:
     """Stand-in for the embed stage: fixed random unit vectors per image."""
     meta = load_metadata(images_dir / "image_metadata.npy")
     rng = np.random.default_rng(seed)
-    for split in ("train", "test"):
-        n = len(meta[f"{split}_img_files"])
-        save_npy(out / "final" / f"{split}.npy",
-                 l2_normalize(rng.normal(size=(n, 512))).astype(np.float32))  # ViT-B-32 width
-    save_json(out / "provenance.json", {"layers": {"final": {"width": 512}}})
+    widths = {"final": 512, "0.5": 384}  # ViT-B-32's embedding, a ViT-S block's width
+    for layer, width in widths.items():
+        for split in ("train", "test"):
+            n = len(meta[f"{split}_img_files"])
+            save_npy(out / layer / f"{split}.npy",
+                     l2_normalize(rng.normal(size=(n, width))).astype(np.float32))
+    save_json(out / "provenance.json", {"layers": {k: {"width": w} for k, w in widths.items()}})
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("leakage")
     write_params(root / "params.yaml",
                  data={"source": "demo", "subjects": [1], "local_dir": None, "demo": TINY_DEMO},
-                 pca={"n_components": 8})
+                 pca={"n_components": 8}, embed={"layers": ["final", 0.5]})
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for name in ("check", "download_images", "download", "preprocess", "erp", "pool",
@@ -84,10 +86,11 @@ def workdir(tmp_path_factory):
     return root
 
 
-def set_train(root: Path, mapper: str, target: str) -> None:
+def set_train(root: Path, mapper: str, target: str, layer: str | float = "final") -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["train"].update(mapper=mapper, target=target)
+    params["train"].update(mapper=mapper, target=target, layer=layer)
     params["train"]["contrastive"].update(FAST_CONTRASTIVE)
+    params["train"]["align"].update(FAST_CONTRASTIVE)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -121,16 +124,18 @@ def test_train_stage_deps_hold_no_test_data():
     assert set(inputs) <= {d.replace("${item}", "1") for d in deps}, inputs
 
 
-@pytest.mark.parametrize("mapper, target", [("ridge", "image"), ("mlp", "concept_mean"),
-                                            ("contrastive", "image"),
-                                            ("contrastive", "text")])
-def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper, target):
+@pytest.mark.parametrize("mapper, target, layer", [
+    ("ridge", "image", "final"), ("mlp", "concept_mean", "final"),
+    ("contrastive", "image", "final"), ("contrastive", "text", "final"),
+    ("align", "image", 0.5), ("ridge", "image", "select"), ("align", "concept_mean", "select"),
+    ("ridge", "image", ["final", 0.5])])
+def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper, target, layer):
     """Test EEG and test embeddings replaced by other values, then deleted: the train
-    stage writes the same bytes."""
+    stage writes the same bytes (the model and its info: the layer it chose, and why)."""
     root = tmp_path / "p"
     shutil.copytree(workdir, root)
     monkeypatch.chdir(root)
-    set_train(root, mapper, target)
+    set_train(root, mapper, target, layer)
     run_stage("train")
     before = train_outputs(root)
     # 1. different test values at the source, propagated by the upstream stages
@@ -139,8 +144,9 @@ def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper
     d["preprocessed_eeg_data"] = np.random.default_rng(1).normal(
         size=d["preprocessed_eeg_data"].shape) * 7 + 3
     save_npy_dict(raw, d)
-    clip_test = load_npy(root / "embeds/clip/final/test.npy")
-    save_npy(root / "embeds/clip/final/test.npy", clip_test[::-1] * -1)
+    for name in ("final", "0.5"):
+        clip_test = load_npy(root / f"embeds/clip/{name}/test.npy")
+        save_npy(root / f"embeds/clip/{name}/test.npy", clip_test[::-1] * -1)
     rename_test_entries(root)  # the test entries of the metadata, too
     for name in ("erp", "pool", "trainset", "pca", "train"):
         if name in DVC:
@@ -150,7 +156,7 @@ def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper
     assert train_outputs(root) == before
     # 2. no test data at all
     for p in (raw, root / "data/features/test", root / "embeds/pca/test",
-              root / "embeds/clip/final/test.npy"):
+              root / "embeds/clip/final/test.npy", root / "embeds/clip/0.5/test.npy"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     run_stage("train")
     assert train_outputs(root) == before
