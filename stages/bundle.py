@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eeg", required=True, help="directory of sub-N/ release EEG files")
     ap.add_argument("--info", required=True, help="directory of sub-N.json ERP info files")
     ap.add_argument("--features", required=True, help="directory of sub-N.npy test features")
-    ap.add_argument("--models", required=True, help="directory of sub-N.joblib mappers")
+    ap.add_argument("--models", required=True, help="directory of sub-N.skops mappers")
     ap.add_argument("--image-size", type=int, default=160,
                     help="longest side of the re-encoded test images, pixels")
     ap.add_argument("--out", required=True, help="bundle directory")

@@ -3,8 +3,9 @@
 Every other stage depends on this stage's output, so DVC runs it first whenever params.yaml
 changed; when it fails, DVC stops before it has deleted any other stage's outputs (DVC removes
 a stage's outputs just before running its command).  It checks the whole params file (the
-schema), the OpenCLIP model name, and for ``data.source: local`` that ``data.local_dir``
-holds the release layout for every subject.  It writes
+schema), the OpenCLIP model name, that torch can use the devices named (embed.device,
+the trainable mapper's device) with embed.precision, and for ``data.source: local`` that
+``data.local_dir`` holds the release layout for every subject.  It writes
 
 - ``--out``: a constant file, so that a successful check never makes another stage stale;
 - ``--mapper``: the chosen mapper's own settings (``train.<mapper>``) and the layers
@@ -18,11 +19,12 @@ import sys
 
 import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
+from neurovision.devices import check_device
 from neurovision.io import save_json
 from neurovision.params import layer_name
 from neurovision.release import check_local_layout
 from neurovision.stage import params_from, parser, run
-from neurovision.vision.encoder import check_model_name
+from neurovision.vision.encoder import check_model_name, check_precision
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,6 +34,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     params = params_from(args)  # the whole file: unknown keys, types, bounds, choices
     check_model_name(params.embed.model)
+    # a device this machine lacks fails here, before DVC deletes any stage's outputs
+    check_precision(params.embed.precision, check_device(params.embed.device, "embed.device"))
+    if params.train.mapper in ("contrastive", "align"):
+        check_device(getattr(params.train, params.train.mapper).device,
+                     f"train.{params.train.mapper}.device")
     if params.data.source == "local":
         check_local_layout(params.data.local_dir, params.data.subjects)
     mapper = params.train.mapper

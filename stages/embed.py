@@ -1,9 +1,10 @@
 """DVC stage embed: L2-normalised OpenCLIP features of the training and test images, one
 folder per layer of embed.layers (embeds/clip/<layer>/train.npy, test.npy), from one pass.
 
-Finished chunks are kept in --cache-dir (not a DVC output, so it survives DVC deleting
-the outputs before a rerun): a killed run resumes where it stopped, with the same result,
-and a layer added later costs only its own pass.
+Finished chunks are kept in the shared cache (neurovision.cache_dirs: outside the workspace,
+not a DVC output, so it survives DVC deleting the outputs before a rerun and serves queued
+experiments too): a killed run resumes where it stopped, with the same result, and a layer
+added later costs only its own pass.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from pathlib import Path
 import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
 from neurovision import __version__
+from neurovision.cache_dirs import embed_dir
+from neurovision.devices import describe_device, resolve_device
 from neurovision.images import ImageSource
 from neurovision.io import atomic_dir, save_json, save_npy
 from neurovision.release import image_members, load_metadata
 from neurovision.stage import params_from, parser, run
 from neurovision.vision.embed import embed_layers, precision_fidelity
-from neurovision.vision.encoder import load_encoder
+from neurovision.vision.encoder import check_precision, load_encoder
 from neurovision.vision.features import resolve_layers
 from neurovision.vision.runtime import prefer_sleeping_openmp_threads
 
@@ -33,9 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--images", required=True, help="directory with image_metadata.npy and zips")
     ap.add_argument("--out", required=True, help="directory for <layer>/ and provenance.json")
     ap.add_argument("--cache-dir", default=None,
-                    help="directory for resumable chunks (default: no cache)")
+                    help="directory for resumable chunks (default: <cache>/embed, "
+                         "neurovision.cache_dirs)")
     args = ap.parse_args(argv)
-    p = params_from(args).embed
+    params = params_from(args)
+    p = params.embed
+    cache_dir = args.cache_dir or embed_dir(params.cache.dir)
+    device = resolve_device(p.device, "embed.device")  # before anything is loaded
+    check_precision(p.precision, device)
     images = Path(args.images)
     meta = load_metadata(images / "image_metadata.npy")
     sources = {split: ImageSource(images, split) for split in ("train", "test")}
@@ -47,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     fidelity = None
     if p.precision != "float32":
         fidelity = precision_fidelity(encoder, sources["test"], members["test"], p.precision,
-                                      threads=p.threads, blur_sigma=p.blur_sigma)
+                                      threads=p.threads, blur_sigma=p.blur_sigma,
+                                      device=device)
         log.warning("embed.precision %s: cosine to float32 on %d test images: min %.6f, "
                     "mean %.6f", p.precision, fidelity["n_images"],
                     fidelity["min_cosine_to_float32"], fidelity["mean_cosine_to_float32"])
@@ -58,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             feats = embed_layers(encoder, sources[split], members[split], taps, p.batch_size,
                                  p.num_workers, threads=p.threads, precision=p.precision,
                                  blur_sigma=p.blur_sigma, chunk_size=p.chunk_size,
-                                 cache_dir=args.cache_dir, report=report)
+                                 cache_dir=cache_dir, device=device, report=report)
             forward[split] = report["forward"]
             for name, array in feats.items():
                 save_npy(tmp / name / f"{split}.npy", array)
@@ -69,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
             "model": p.model, "pretrained": p.pretrained,
             "seed": p.seed if p.pretrained.lower() == "none" else None,
             "transform": repr(encoder.preprocess), "blur_sigma": p.blur_sigma,
-            "precision": p.precision, "precision_fidelity": fidelity,
+            "device": describe_device(device), "precision": p.precision,
+            "precision_fidelity": fidelity,
             "batch_size": p.batch_size, "forward": forward,
             "layers": {t.name: {"block": t.block, "n_blocks": t.n_blocks or None,
                                 "pool": t.pool, "width": widths[t.name],

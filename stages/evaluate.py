@@ -38,7 +38,7 @@ log = logging.getLogger("neurovision.evaluate")
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--subject", type=int, required=True)
-    ap.add_argument("--model", required=True, help="joblib file written by train@N")
+    ap.add_argument("--model", required=True, help="model file written by train@N")
     ap.add_argument("--info", required=True, help="JSON written by train@N: the layer(s)")
     ap.add_argument("--features", required=True, help="the subject's test ERP features")
     ap.add_argument("--gallery", required=True,

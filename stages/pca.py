@@ -1,6 +1,6 @@
 """DVC stage pca: for each layer in --embeds, a PCA fitted on the training images' features
 only and applied to both splits: --out-train/<layer>.npy, --out-test/<layer>.npy and
---models/<layer>.joblib (null when pca.n_components is null: the full width is kept).  The
+--models/<layer>.skops (null when pca.n_components is null: the full width is kept).  The
 two splits go to separate folders so that the train stage can depend on training data only."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
-import joblib
 import numpy as np
 
 from neurovision.errors import DataError
-from neurovision.io import atomic_dir, atomic_path, load_json, load_npy, save_npy
+from neurovision.io import atomic_dir, load_json, load_npy, save_npy
+from neurovision.model_files import dump_model
 from neurovision.stage import params_from, parser, run
 from neurovision.train_fit import pca_project
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="directory written by embed: <layer>/train.npy, test.npy, provenance")
     ap.add_argument("--out-train", required=True, help="directory for <layer>.npy (training)")
     ap.add_argument("--out-test", required=True, help="directory for <layer>.npy (test)")
-    ap.add_argument("--models", required=True, help="directory for <layer>.joblib")
+    ap.add_argument("--models", required=True, help="directory for <layer>.skops")
     args = ap.parse_args(argv)
     p = params_from(args).pca
     embeds = Path(args.embeds)
@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> None:
                          p.n_components, 100 * pca.explained_variance_ratio_.sum())
             save_npy(out_tr / f"{layer}.npy", np.asarray(out_train, dtype=np.float32))
             save_npy(out_te / f"{layer}.npy", np.asarray(out_test, dtype=np.float32))
-            with atomic_path(models / f"{layer}.joblib") as tmp:
-                joblib.dump(pca, tmp)
+            dump_model(pca, models / f"{layer}.skops")
 
 
 if __name__ == "__main__":

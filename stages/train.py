@@ -18,12 +18,13 @@ from pathlib import Path
 
 import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
-import joblib
 import numpy as np
 
+from neurovision.devices import resolve_device
 from neurovision.errors import DataError, ParamError
 from neurovision.io import load_json, load_npy, save_json
 from neurovision.mappers import build_mapper, fit_mapper, save_mapper
+from neurovision.model_files import load_model
 from neurovision.params import layer_name
 from neurovision.release import load_metadata
 from neurovision.select import fuse, select_layer
@@ -45,8 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--text", required=True,
                     help="directory written by embed_text (training concepts' text embeddings)")
     ap.add_argument("--pca-models", required=True,
-                    help="directory of <layer>.joblib written by pca (fitted on training images)")
-    ap.add_argument("--out", required=True, help="joblib file for the fitted mapper")
+                    help="directory of <layer>.skops written by pca (fitted on training images)")
+    ap.add_argument("--out", required=True, help="model file for the fitted mapper")
     ap.add_argument("--info", required=True, help="JSON file: the layer(s) the mapper uses")
     args = ap.parse_args(argv)
     # contrastive, align: idle OpenMP threads must sleep, not spin (README "Decoding
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     prefer_sleeping_openmp_threads()
     params = params_from(args)
     p = params.train
+    if p.mapper in ("contrastive", "align"):  # a device torch cannot use here fails now
+        section = getattr(p, p.mapper)
+        device = resolve_device(section.device, f"train.{p.mapper}.device")
+        p = p.model_copy(update={p.mapper: section.model_copy(update={"device": device})})
     x = load_npy(Path(args.trainset) / "X.npy")
     rows = load_npy(Path(args.trainset) / "image_index.npy")
     concepts = load_metadata(args.metadata)["train_img_concepts"]
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     if p.target == "text":  # train.layer is 'final' (params.py checks)
         text = load_npy(Path(args.text) / "train.npy")
         text_concepts = load_json(Path(args.text) / "provenance.json")["concepts"]
-        pca = joblib.load(Path(args.pca_models) / "final.joblib")  # our own pca stage's output
+        pca = load_model(Path(args.pca_models) / "final.skops")  # written by the pca stage
         if pca is not None:
             if text.shape[1] != pca.n_features_in_:
                 raise DataError(f"{args.text}: text embeddings have {text.shape[1]} dims, the "
@@ -92,14 +97,6 @@ def main(argv: list[str] | None = None) -> None:
             raise ParamError(f"params: train.pls.n_components: expected at most "
                              f"{min(x.shape[1], y.shape[1])} (features {x.shape[1]}, targets "
                              f"{y.shape[1]}), got {p.pls.n_components}")
-    if p.mapper in ("contrastive", "align"):
-        from neurovision.contrastive import device_problem
-
-        device = getattr(p, p.mapper).device
-        problem = device_problem(device)
-        if problem:
-            raise ParamError(f"params: train.{p.mapper}.device: expected a device torch can "
-                             f"use here (e.g. 'cpu'), got {device!r}: {problem}")
     groups = np.asarray(concepts)[rows]  # each row's training concept
     t0 = time.perf_counter()
     scores = None

@@ -67,12 +67,27 @@ def copy_project(dest: Path) -> Path:
     return dest
 
 
-def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real ``dvc`` command line of this environment in ``cwd``."""
+def project_cache(cwd: Path) -> Path:
+    """The shared cache (neurovision.cache_dirs) a test project uses: next to the project,
+    not the user's, so tests neither see nor fill each other's or the user's cache."""
+    root = Path(cwd).resolve()
+    while not (root / ".dvc").is_dir() and root.parent != root:
+        root = root.parent
+    root = root if (root / ".dvc").is_dir() else Path(cwd).resolve()
+    return root.with_name(root.name + ".nvcache")
+
+
+def dvc(cwd: Path, *args: str, check: bool = True,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``dvc`` command line of this environment in ``cwd`` (``env``: more
+    environment variables; NEUROVISION_CACHE defaults to :func:`project_cache`)."""
     bindir = Path(sys.executable).parent
     # no PYTHONPATH: the stages import the copy's own src/ by themselves (stages/_workspace.py)
+    extra = env or {}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", DVC_NO_ANALYTICS="1")
+    env.update(PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", DVC_NO_ANALYTICS="1",
+               NEUROVISION_CACHE=str(project_cache(cwd)))
+    env.update(extra)
     proc = subprocess.run([str(bindir / "dvc"), *args], cwd=cwd, capture_output=True, text=True,
                           env=env)
     if check and proc.returncode != 0:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
-import joblib
 import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from neurovision.align import AlignMapper
 from neurovision.contrastive import ContrastiveMapper
+from neurovision.model_files import dump_model
 from test_contrastive import concept_data
 
 FAST = dict(batch_size=64, epochs=25, patience=6, threads=1, verbose=False)
@@ -53,14 +51,13 @@ def test_both_towers_map_into_one_normalised_space(data, fitted):
         fitted.transform_images(y_new[:, :3])
 
 
-def test_same_seed_same_bytes_other_seed_other_towers(data, fitted):
+def test_same_seed_same_bytes_other_seed_other_towers(data, fitted, tmp_path):
     X, y, g, X_new, y_new = data
     again = AlignMapper(dim=12, random_state=0, **FAST).fit(X, y, groups=g)
     other = AlignMapper(dim=12, random_state=1, **FAST).fit(X, y, groups=g)
-    a, b = io.BytesIO(), io.BytesIO()
-    joblib.dump(fitted, a)
-    joblib.dump(again, b)
-    assert a.getvalue() == b.getvalue()
+    dump_model(fitted, tmp_path / "a.skops")
+    dump_model(again, tmp_path / "b.skops")
+    assert (tmp_path / "a.skops").read_bytes() == (tmp_path / "b.skops").read_bytes()
     np.testing.assert_array_equal(fitted.transform_images(y_new), again.transform_images(y_new))
     assert not np.allclose(fitted.predict(X_new), other.predict(X_new))
 

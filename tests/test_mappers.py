@@ -62,9 +62,9 @@ def test_fit_mapper_gives_groups_to_the_contrastive_mapper_only(monkeypatch):
 def test_saved_mapper_loads_and_predicts_the_same(tmp_path):
     x = np.random.default_rng(0).normal(size=(20, 5))
     ridge = Ridge(alpha=1.0).fit(x, x[:, :3])
-    save_mapper(ridge, tmp_path / "m.joblib")
-    assert [p.name for p in tmp_path.iterdir()] == ["m.joblib"]  # no temporary left
-    np.testing.assert_array_equal(load_mapper(tmp_path / "m.joblib").predict(x),
+    save_mapper(ridge, tmp_path / "m.skops")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.skops"]  # no temporary left
+    np.testing.assert_array_equal(load_mapper(tmp_path / "m.skops").predict(x),
                                   ridge.predict(x))
 
 

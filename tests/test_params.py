@@ -51,7 +51,7 @@ def test_project_params_are_valid_and_complete():
     assert isinstance(p, Params)
     assert p.erp.channels == "all"
     raw = yaml.safe_load(PARAMS_YAML.read_text())
-    assert set(raw) == {"data", "erp", "embed", "pca", "train", "evaluate"}
+    assert set(raw) == {"data", "erp", "embed", "pca", "train", "evaluate", "cache"}
 
 
 def _typed(x: Any) -> Any:
@@ -152,6 +152,7 @@ class Rule(NamedTuple):
 
 
 INF = math.inf
+DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 LAYERS = "a non-empty list of layers, each 'final' or a relative depth in (0, 1), none repeated"
 RULES = [
     Rule("data.source", "s3", "things-eeg2", "one of ['demo', 'things-eeg2', 'local']"),
@@ -196,7 +197,16 @@ RULES = [
     Rule("embed.blur_sigma", -0.1, 0.0, "a finite number of pixels >= 0 (0 = no blur)"),
     Rule("embed.blur_sigma", INF, 1e300, "a finite number of pixels >= 0 (0 = no blur)"),
     Rule("embed.threads", 0, 1, "null or an integer >= 1"),
-    Rule("embed.precision", "fp16", "int8", "one of ['float32', 'bfloat16', 'int8']"),
+    Rule("embed.precision", "fp16", "int8", "one of ['float32', 'float16', 'bfloat16', 'int8']"),
+    Rule("embed.device", "gpu", "cuda:1", DEVICES),
+    Rule("cache.dir", "cache", "/srv/neurovision-cache", "null or an absolute path (or ~/...)"),
+    Rule("cache.dir", "./x", "~/nv", "null or an absolute path (or ~/...)"),
+    Rule("embed.device", "cuda:", "mps", DEVICES),
+    Rule("embed.device", "", "cpu", DEVICES),
+    Rule("embed.precision", "float16", "bfloat16", "float32, bfloat16 or int8 with embed.device "
+         "cpu (float16 is for a GPU)", {"embed": {"device": "cpu"}}),
+    Rule("embed.precision", "int8", "float16", "float32, float16 or bfloat16 with embed.device "
+         "cuda:0 (int8 is for a CPU)", {"embed": {"device": "cuda:0"}}),
     Rule("embed.chunk_size", 0, 1, "an integer >= 1"),
     Rule("pca.n_components", 0, 1, "null or an integer >= 1"),
     Rule("train.mapper", "svm", "contrastive",
@@ -227,7 +237,9 @@ RULES = [
     Rule("train.contrastive.patience", 0, 1, "an integer >= 1"),
     Rule("train.contrastive.temperature", 0.0, 1e-9, "a number in (0, 1]"),
     Rule("train.contrastive.temperature", 1.01, 1.0, "a number in (0, 1]"),
-    Rule("train.contrastive.device", "", "cuda", "a torch device such as 'cpu' or 'cuda'"),
+    Rule("train.contrastive.device", "", "cuda", DEVICES),
+    Rule("train.contrastive.device", "tpu", "auto", DEVICES),
+    Rule("train.align.device", "cuda0", "cuda:0", DEVICES),
     Rule("train.contrastive.threads", 0, 1, "null or an integer >= 1"),
     Rule("evaluate.top_k", 0, 1, "an integer >= 1"),
     Rule("embed.layers", [], ["final"], LAYERS),
@@ -286,7 +298,7 @@ def test_inter_protocol_needs_two_subjects():
     ("train.contrastive.epochs", 1.5, "an integer >= 1"),  # float for int
     ("train.mlp.max_iter", 200.0, "an integer >= 1"),      # even a whole float
     ("embed.model", ["ViT-B-32"], "an OpenCLIP model name"),  # list for str
-    ("train.contrastive.device", 0, "a torch device such as 'cpu' or 'cuda'"),  # int for str
+    ("train.contrastive.device", 0, DEVICES),  # int for str
     ("data.local_dir", 5, "null or a string"),
     ("erp.standardize", "yes", "true/false"),               # string for bool
     ("erp.standardize", 1, "true/false"),                   # int for bool
@@ -342,7 +354,7 @@ def test_unknown_key_suggests_the_right_one():
         "did you mean 'alpha'?")
     assert message({"trian": {}}) == (
         "params: unknown key 'trian' (expected one of ['data', 'erp', 'embed', 'pca', "
-        "'train', 'evaluate']); did you mean 'train'?")
+        "'train', 'evaluate', 'cache']); did you mean 'train'?")
     assert message({"data": {"demo": {"n_tset": 5}}}).endswith("did you mean 'n_test'?")
 
 

@@ -39,6 +39,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from neurovision.devices import device_problem, resolve_device
 from neurovision.retrieval import l2_normalize
 
 # torch is imported where it is used, so that importing this module (and
@@ -89,21 +90,6 @@ def group_split(groups: Sequence, val_fraction: float, seed: int
     splitter = GroupShuffleSplit(n_splits=1, test_size=n_val, random_state=seed)
     tr, va = next(splitter.split(np.zeros(len(groups)), groups=groups))
     return np.sort(tr), np.sort(va)
-
-
-def device_problem(device: str) -> Optional[str]:
-    """Why torch cannot train on ``device`` here, or None when it can."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as exc:
-        return f"not a torch device name ({exc})"
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        return "torch finds no CUDA device on this machine"
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        return "torch finds no MPS device on this machine"
-    return None
 
 
 @contextlib.contextmanager
@@ -172,7 +158,8 @@ class ContrastiveMapper(BaseEstimator):
     patience : stop after this many epochs without a better validation criterion.
     temperature : initial softmax temperature (learned; ``logit_scale = log(1/T)``).
     val_fraction : share of the groups held out for early stopping.
-    device : torch device for training (``"cpu"``, ``"cuda"``, ...); the fitted encoder is
+    device : torch device for training (``"cpu"``, ``"auto"``: CUDA when there is one,
+        ``"cuda"``, ``"cuda:N"``, ``"mps"``); the fitted encoder is
         kept on the CPU and predicts there.
     threads : torch CPU threads during fit/predict; ``None`` leaves torch's setting.
     random_state : seed of the initialisation, dropout, shuffling and validation split.
@@ -222,6 +209,7 @@ class ContrastiveMapper(BaseEstimator):
         problem = device_problem(self.device)
         if problem:
             raise ValueError(f"device {self.device!r}: {problem}")
+        device = resolve_device(self.device, "device")  # auto: CUDA if torch sees one (logged)
         _, target_id = np.unique(y, axis=0, return_inverse=True)
         target_id = target_id.ravel()
         if groups is None:
@@ -231,8 +219,8 @@ class ContrastiveMapper(BaseEstimator):
             raise ValueError(f"groups has {len(groups)} entries for {len(X)} rows")
         tr, va = group_split(groups, self.val_fraction, self.random_state)
         self.val_groups_ = np.unique(groups[va])
-        with _torch_state(self.random_state, self.device, self.threads):
-            self._train(X, y, target_id, tr, va)
+        with _torch_state(self.random_state, device, self.threads):
+            self._train(X, y, target_id, tr, va, device)
         return self
 
     # The image side, which the two-tower subclass (neurovision.align) replaces: here the
@@ -247,13 +235,13 @@ class ContrastiveMapper(BaseEstimator):
         targets."""
         return build_encoder(n_features, self.dim or k, k, self.dropout), None
 
-    def _train(self, X, y, target_id, tr, va) -> None:
+    def _train(self, X, y, target_id, tr, va, device: str) -> None:
         import torch
         import torch.nn.functional as F
         from torch import nn
         from tqdm.auto import tqdm
 
-        dev = torch.device(self.device)
+        dev = torch.device(device)
         k = y.shape[1]
         enc, tower = self._towers(X.shape[1], k)
         enc = enc.to(dev)

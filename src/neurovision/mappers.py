@@ -8,15 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Optional
 
-import joblib
 from sklearn.base import BaseEstimator
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPRegressor
 
+from neurovision import model_files
 from neurovision.align import AlignMapper
 from neurovision.contrastive import ContrastiveMapper
-from neurovision.io import atomic_path
 from neurovision.params import TrainParams
 
 
@@ -82,16 +81,16 @@ def fit_mapper(mapper: BaseEstimator, x, y, groups: Optional[Sequence] = None,
 
 
 def save_mapper(mapper: BaseEstimator, path: str | Path) -> None:
-    """Write a fitted mapper to ``path`` (joblib), atomically."""
-    with atomic_path(path) as tmp:
-        joblib.dump(mapper, tmp)
+    """Write a fitted mapper to ``path`` (skops, byte-reproducible), atomically."""
+    model_files.dump_model(mapper, path)
 
 
 def load_mapper(path: str | Path) -> BaseEstimator:
-    """A mapper written by :func:`save_mapper` (the train stage's own output).
+    """A mapper written by :func:`save_mapper`; a file naming any type but the pipeline's
+    models is refused, and nothing in it runs (:mod:`neurovision.model_files`).
 
-    Unpickling runs the code of the mapper's classes (this module, the contrastive mapper,
-    scikit-learn): a stage that loads a mapper imports this module, so its DVC deps name
-    that code.
+    Loading builds instances of the mapper classes (this module's, the contrastive and align
+    mappers, scikit-learn's), whose code then predicts: a stage that loads a mapper imports
+    this module, so its DVC deps name that code.
     """
-    return joblib.load(path)
+    return model_files.load_model(path)

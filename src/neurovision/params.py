@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic.types import AllowInfNan
 from pydantic_core import PydanticCustomError
 
+from neurovision.devices import DEVICE_PATTERN, DEVICE_TEXT
 from neurovision.errors import ParamError
 
 Source = Literal["demo", "things-eeg2", "local"]
@@ -37,7 +38,7 @@ EegKind = Literal["preprocessed"]  # data.eeg: which recordings the source provi
 Mapper = Literal["ridge", "pls", "mlp", "contrastive", "align"]
 Target = Literal["image", "concept_mean", "text"]  # train.target
 Protocol = Literal["intra", "inter"]
-EmbedPrecision = Literal["float32", "bfloat16", "int8"]
+EmbedPrecision = Literal["float32", "float16", "bfloat16", "int8"]
 Pool = Literal["mean", "cls"]  # embed.pool
 FINAL = "final"
 
@@ -197,7 +198,10 @@ class EmbedParams(_Section):
         "a finite number of pixels >= 0 (0 = no blur)"))
     # --- speed: threads, num_workers, chunk_size never change the result ---
     threads: Optional[Int] = Field(None, ge=1)  # torch intra-op threads; null = all usable CPUs
-    precision: EmbedPrecision = "float32"  # float32 (exact) | bfloat16 | int8 (faster, lossy)
+    # where the model runs: auto = CUDA when torch sees a GPU, else the CPU (logged)
+    device: Str = Field("auto", pattern=DEVICE_PATTERN, description=DEVICE_TEXT)
+    # float32 (exact); faster and lossy: float16 | bfloat16 on a GPU, bfloat16 | int8 on a CPU
+    precision: EmbedPrecision = "float32"
     chunk_size: Int = Field(512, ge=1)  # images per resumable cache chunk
     # the layers to extract, from one pass per image (README "Decoding quality")
     layers: tuple[Layer, ...] = Field((FINAL,), description=LAYERS_TEXT)
@@ -210,6 +214,17 @@ class EmbedParams(_Section):
         if not v or len(set(names)) != len(names):
             raise _bad(list(v))
         return v
+
+    @model_validator(mode="after")
+    def _precision_runs_on_the_device(self) -> EmbedParams:
+        # with auto, the stage checks once the device is known (vision.encoder.check_precision)
+        if self.device == "cpu" and self.precision == "float16":
+            raise _bad(self.precision, "float32, bfloat16 or int8 with embed.device cpu "
+                       "(float16 is for a GPU)", "precision")
+        if self.device not in ("cpu", "auto") and self.precision == "int8":
+            raise _bad(self.precision, f"float32, float16 or bfloat16 with embed.device "
+                       f"{self.device} (int8 is for a CPU)", "precision")
+        return self
 
 
 class PcaParams(_Section):
@@ -252,8 +267,8 @@ class ContrastiveParams(_Section):
     epochs: Int = Field(200, ge=1)
     patience: Int = Field(20, ge=1)
     temperature: Float = Field(0.07, gt=0, le=1)  # initial value; learned
-    device: Str = Field("cpu", min_length=1,
-                        description="a torch device such as 'cpu' or 'cuda'")
+    # cpu by default: the encoder is tiny, and the fit is then the same on every machine
+    device: Str = Field("cpu", pattern=DEVICE_PATTERN, description=DEVICE_TEXT)
     threads: Optional[Int] = Field(None, ge=1)
 
 
@@ -286,6 +301,16 @@ class EvaluateParams(_Section):
     top_k: Int = Field(10, ge=1)
 
 
+class CacheParams(_Section):
+    """Where verified downloads and embedding chunks are kept (:mod:`neurovision.cache_dirs`).
+
+    No stage's DVC param: where the cache lives never changes a result."""
+
+    # null: $NEUROVISION_CACHE if set, else the user's cache directory (~/.cache/neurovision)
+    dir: Optional[Str] = Field(None, pattern=r"^(/|~)", description=(
+        "null or an absolute path (or ~/...)"))
+
+
 class Params(_Section):
     data: DataParams = DataParams()
     erp: ErpParams = ErpParams()
@@ -293,6 +318,7 @@ class Params(_Section):
     pca: PcaParams = PcaParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    cache: CacheParams = CacheParams()
 
     @model_validator(mode="after")
     def _inter_needs_subjects(self) -> Params:

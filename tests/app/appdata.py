@@ -15,13 +15,13 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
 from conftest import TINY_DEMO, load_stage, write_params
 from neurovision.io import load_npy, save_json, save_npy
+from neurovision.mappers import save_mapper
 
 APP_DEMO = {**TINY_DEMO, "n_train_concepts": 12, "n_test": 12, "test_reps": 10}
 TOP_K = 5
@@ -53,10 +53,10 @@ def make_outputs(root: Path, subjects: tuple[int, ...] = (1, 2), top_k: int = TO
         x = load_npy(root / f"data/features/test/sub-{s}.npy")
         noisy = gallery + rng.normal(scale=0.6, size=gallery.shape)
         (root / "models").mkdir(exist_ok=True)
-        joblib.dump(Ridge(alpha=1.0).fit(x, noisy), root / f"models/sub-{s}.joblib")
+        save_mapper(Ridge(alpha=1.0).fit(x, noisy), root / f"models/sub-{s}.skops")
         save_json(root / f"models/sub-{s}.json", {"layer": "final", "fused": False})
         load_stage("evaluate").main([
-            *prm, "--subject", str(s), "--model", str(root / f"models/sub-{s}.joblib"),
+            *prm, "--subject", str(s), "--model", str(root / f"models/sub-{s}.skops"),
             "--info", str(root / f"models/sub-{s}.json"),
             "--features", str(root / f"data/features/test/sub-{s}.npy"),
             "--gallery", str(root / "embeds/pca/test"),

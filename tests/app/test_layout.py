@@ -9,6 +9,7 @@ import yaml
 from conftest import ROOT
 from neurovision.app.layout import (
     BUNDLE_FORMAT,
+    BUNDLE_VERSION,
     PIPELINE_FILES,
     check_manifest,
     check_test_images,
@@ -62,14 +63,17 @@ def test_check_trials_names_the_problem():
 
 
 def test_check_manifest_refuses_other_formats_and_versions():
-    good = {"format": BUNDLE_FORMAT, "version": 3, "subjects": [1]}
+    good = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "subjects": [1]}
     assert check_manifest(good, "m.json") is good
     with pytest.raises(DataError, match=r"m\.json: expected format 'neurovision-bundle', got 'x'"):
         check_manifest({**good, "format": "x"}, "m.json")
     with pytest.raises(DataError, match="got \\[1, 2\\]"):
         check_manifest([1, 2], "m.json")
-    with pytest.raises(DataError, match="expected bundle version 3, got 1; rebuild"):
+    with pytest.raises(DataError,
+                       match=f"expected bundle version {BUNDLE_VERSION}, got 1; rebuild"):
         check_manifest({**good, "version": 1}, "m.json")
+    with pytest.raises(DataError, match=f"got {BUNDLE_VERSION - 1}; rebuild"):  # the last one
+        check_manifest({**good, "version": BUNDLE_VERSION - 1}, "m.json")
 
 
 def test_check_test_images_wants_two_equal_lists():

@@ -10,11 +10,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import shutil
 import zipfile
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -28,6 +28,7 @@ from appdata import (  # noqa: F401  (the fixtures)
 )
 from PIL import Image
 
+from neurovision.app.layout import BUNDLE_VERSION
 from neurovision.app.sources import (
     IMAGE_SIZE,
     SOURCES,
@@ -37,6 +38,7 @@ from neurovision.app.sources import (
     Source,
 )
 from neurovision.errors import DataError
+from neurovision.mappers import load_mapper
 
 N_TEST = APP_DEMO["n_test"]
 SUBJECTS = (1, 2)
@@ -102,7 +104,7 @@ def test_trial_scores_are_cosines_of_the_saved_mapper(outputs, bundle, kind):
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
     for s in SUBJECTS:
         assert src.can_score(s)
-        mapper = joblib.load(outputs / f"models/sub-{s}.joblib")
+        mapper = load_mapper(outputs / f"models/sub-{s}.skops")
         x = np.load(outputs / f"data/features/test/sub-{s}.npy")
         for t in src.trials(s):
             i = t["trial"]
@@ -199,7 +201,7 @@ def test_missing_bundle_file_names_the_bundle_stage(bundle, tmp_path):
     other = tmp_path / "b"
     shutil.copytree(bundle, other)
     (other / "sub-1/erp.npy").unlink()
-    (other / "sub-2/mapper.joblib").unlink()
+    (other / "sub-2/mapper.skops").unlink()
     src = BundleSource(other)
     with pytest.raises(MissingOutput) as info:
         src.erp(1)
@@ -208,8 +210,32 @@ def test_missing_bundle_file_names_the_bundle_stage(bundle, tmp_path):
     assert src.can_score(1) and not src.can_score(2)
 
 
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("kind", ["pipeline", "bundle"])
+def test_a_shared_mapper_that_would_run_code_is_refused(outputs, bundle, tmp_path, kind):
+    """A bundle or a pulled model is a file from someone else: the explorer refuses one
+    that carries a code-running pickle and the payload does not run."""
+    root = tmp_path / kind
+    shutil.copytree(outputs if kind == "pipeline" else bundle, root, symlinks=True)
+    target = root / ("models/sub-1.skops" if kind == "pipeline" else "sub-1/mapper.skops")
+    target.unlink()
+    marker = tmp_path / "ran"
+    target.write_bytes(pickle.dumps(_Payload(marker)))
+    src = PipelineSource(root) if kind == "pipeline" else BundleSource(root)
+    with pytest.raises(DataError, match=rf"{target.name}: expected a model file .*never loaded"):
+        src.trial_scores(1, 0)
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("change, match", [
-    ({"version": 99}, "expected bundle version 3, got 99"),
+    ({"version": 99}, f"expected bundle version {BUNDLE_VERSION}, got 99"),
     ({"format": "other"}, "expected format 'neurovision-bundle', got 'other'"),
 ])
 def test_bundle_of_another_format_is_refused(bundle, tmp_path, change, match):

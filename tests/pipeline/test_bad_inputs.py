@@ -96,16 +96,21 @@ def pipeline_stages(params: dict) -> dict[str, tuple[str, list[str]]]:
 def run_stage(ws: Path, cmd: str) -> subprocess.CompletedProcess:
     argv = shlex.split(cmd)
     assert argv[0] == "python", cmd
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PYTHONUNBUFFERED": "1",
+           # the shared cache (downloads, embed chunks) inside the workspace, so the
+           # snapshots below see that a failed stage leaves nothing there but finished entries
+           "NEUROVISION_CACHE": str(ws / "cache")}
     return subprocess.run([sys.executable, *argv[1:]], cwd=ws, capture_output=True, text=True,
                           env=env, timeout=300)
 
 
 def caches(cmd: str) -> list[str]:
-    """Directories a stage keeps between runs on purpose (``--cache``, ``--cache-dir``):
-    resumable work, not outputs.  Finished entries may appear there when a stage fails."""
+    """Directories a stage keeps between runs on purpose (the shared cache, here
+    ``cache/``, and any ``--cache``/``--cache-dir``): resumable work, not outputs.
+    Finished entries may appear there when a stage fails."""
     argv = shlex.split(cmd)
-    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--cache", "--cache-dir")]
+    return ["cache", *[argv[i + 1] for i, a in enumerate(argv[:-1])
+                       if a in ("--cache", "--cache-dir")]]
 
 
 def snapshot(ws: Path, skip: list[str] = ()) -> dict[str, str]:

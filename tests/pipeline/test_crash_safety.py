@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY_DEMO, copy_project, dvc, write_params
+from conftest import TINY_DEMO, copy_project, dvc, project_cache, write_params
 
 pytestmark = pytest.mark.integration
 
@@ -37,23 +37,21 @@ PAUSE_HOOK = '''
 import os, sys
 _marker = os.environ.get("NEUROVISION_TEST_PAUSE_DUMP")
 if _marker and sys.argv and sys.argv[0].replace(os.sep, "/").endswith("stages/train.py"):
-    import io, time
-    import joblib
-    _dump = joblib.dump
+    import pathlib, time
+    _write = pathlib.Path.write_bytes
 
-    def _half_then_pause(value, filename, *args, **kwargs):
-        buf = io.BytesIO()
-        _dump(value, buf, *args, **kwargs)
-        data = buf.getvalue()
-        with open(filename, "wb") as f:
+    def _half_then_pause(self, data):
+        if not self.name.startswith(".sub-1.skops."):  # the model file's temporary
+            return _write(self, data)
+        with open(self, "wb") as f:
             f.write(data[: len(data) // 2])
             f.flush()
             os.fsync(f.fileno())
         with open(_marker, "w") as f:
-            f.write(f"{filename}\\n{len(data)}")
+            f.write(f"{self}\\n{len(data)}")
         time.sleep(3600)
 
-    joblib.dump = _half_then_pause
+    pathlib.Path.write_bytes = _half_then_pause
 '''
 
 
@@ -88,7 +86,8 @@ def temporaries(root: Path) -> list[str]:
 def start_repro(root: Path, log: Path, extra_env: dict | None = None) -> subprocess.Popen:
     bindir = Path(sys.executable).parent
     env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": str(root / "src"), "DVC_NO_ANALYTICS": "1", **(extra_env or {})}
+           "PYTHONPATH": str(root / "src"), "DVC_NO_ANALYTICS": "1",
+           "NEUROVISION_CACHE": str(project_cache(root)), **(extra_env or {})}
     return subprocess.Popen([str(bindir / "dvc"), "repro"], cwd=root, env=env,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -174,10 +173,10 @@ def test_sigkill_while_train_writes_its_model_then_repro_gives_the_same_results(
     partial = root / partial if not Path(partial).is_absolute() else Path(partial)
     assert "Running stage 'train@1'" in log.read_text(errors="replace")
     # half the model's bytes are on disk, in a temporary file next to the output
-    assert partial.parent == root / "models" and partial.name.startswith(".sub-1.joblib.")
+    assert partial.parent == root / "models" and partial.name.startswith(".sub-1.skops.")
     assert 0 < partial.stat().st_size < int(full_size)
     kill_group(proc)
-    assert not (root / "models" / "sub-1.joblib").exists()
+    assert not (root / "models" / "sub-1.skops").exists()
 
     dvc(root, "repro")
     assert results(root) == reference

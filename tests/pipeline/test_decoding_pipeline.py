@@ -4,13 +4,14 @@ import json
 import re
 import subprocess
 
-import joblib
 import numpy as np
 import pytest
 import yaml
 from sklearn.linear_model import Ridge
 
 from conftest import TINY_DEMO, copy_project, dvc, write_params
+from neurovision.mappers import load_mapper
+from neurovision.model_files import load_model
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,7 @@ def _expected_targets(root, target: str) -> np.ndarray:
     else:
         text = np.load(root / "embeds/text/train.npy")
         names = json.loads((root / "embeds/text/provenance.json").read_text())["concepts"]
-        pca = joblib.load(root / "models/pca/final.joblib")  # written by the pca stage
+        pca = load_model(root / "models/pca/final.skops")  # written by the pca stage
         projected = (text - pca.mean_) @ pca.components_.T
         per_image = np.stack([projected[names.index(c)] for c in concepts])
     return per_image[rows]
@@ -80,7 +81,7 @@ def test_train_target_reaches_the_model(project):
     coefs = {}
     for target in ("image", "concept_mean", "text"):
         dvc(project, "exp", "run", "-S", "train.mapper=ridge", "-S", f"train.target={target}")
-        model = joblib.load(project / "models/sub-1.joblib")
+        model = load_mapper(project / "models/sub-1.skops")
         x = np.load(project / "data/trainsets/sub-1/X.npy")
         alpha = yaml.safe_load((project / "params.yaml").read_text())["train"]["ridge"]["alpha"]
         ref = Ridge(alpha=alpha).fit(x, _expected_targets(project, target))

@@ -16,13 +16,13 @@ import shlex
 import shutil
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 import yaml
 
 from conftest import ROOT, TINY_DEMO, load_stage, write_params
 from neurovision.io import load_npy, load_npy_dict, save_json, save_npy, save_npy_dict
+from neurovision.mappers import load_mapper
 from neurovision.release import load_metadata
 from neurovision.retrieval import l2_normalize
 
@@ -171,7 +171,7 @@ def test_validation_split_holds_only_training_concepts(workdir, tmp_path, monkey
     rename_test_entries(root)
     set_train(root, "contrastive", "image")
     run_stage("train")
-    model = joblib.load(root / "models/sub-1.joblib")
+    model = load_mapper(root / "models/sub-1.skops")
     meta = load_metadata(root / "data/raw/images/image_metadata.npy")
     train_c = meta["train_img_concepts"]
     val = set(model.val_groups_.tolist())

@@ -7,12 +7,14 @@ unpickler).  This check parses every project ``.py`` file outside ``tests/`` and
   (or with ``**kwargs``, which could set it);
 - ``pickle.load`` / ``pickle.loads`` / ``pickle.Unpickler(...)`` (also via ``_pickle``,
   ``dill``, ``cloudpickle``, and names imported ``from pickle``);
-- ``pandas.read_pickle``, and ``torch.load`` without an explicit ``weights_only=True``.
+- ``pandas.read_pickle``, ``joblib.load``, and ``torch.load`` without an explicit
+  ``weights_only=True``.
 
 Not flagged, on purpose: ``np.save(..., allow_pickle=True)`` (writing), a class that
-*subclasses* ``pickle.Unpickler`` (that is how the restricted unpickler is built), and
-``joblib.load`` of the pipeline's own model files.  Tests are not scanned: they load only
-files they wrote themselves (test_io.py compares with numpy's own loader on purpose).
+*subclasses* ``pickle.Unpickler`` (that is how the restricted unpickler is built).
+``joblib.load`` is flagged too: model files are skops files (neurovision.model_files).
+Tests are not scanned: they load only files they wrote themselves (test_io.py compares with
+numpy's own loader on purpose).
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def unsafe_calls(source: str, filename: str = "<snippet>") -> list[str]:
             found.append(f"{where}: {target}")
         elif target == "pandas.read_pickle":
             found.append(f"{where}: pandas.read_pickle")
+        elif target == "joblib.load":
+            found.append(f"{where}: joblib.load (a pickle: use neurovision.model_files)")
         elif target == "torch.load" and not (isinstance(kw.get("weights_only"), ast.Constant)
                                              and kw["weights_only"].value is True):
             # explicit: torch < 2.6 (allowed by pyproject) defaults to weights_only=False
@@ -121,6 +125,8 @@ def test_project_has_no_unsafe_unpickling():
     "import pandas as pd\npd.read_pickle(p)",
     "import torch\ntorch.load(p, weights_only=False)",
     "import torch\ntorch.load(p)",
+    "import joblib\njoblib.load(path)",
+    "from joblib import load\nload(path)",
 ])
 def test_checker_catches(code):
     assert len(unsafe_calls(code)) == 1, code
@@ -138,7 +144,6 @@ def test_checker_catches(code):
         Restricted(f).load()
         pickle.dumps(obj)
     """),
-    "import joblib\njoblib.load(path)",
     "import torch\ntorch.load(p, weights_only=True)",
     "import json\njson.load(f)",
     "def load(x, allow_pickle=True):\n    pass\nload(1, allow_pickle=True)",

@@ -94,8 +94,9 @@ def test_evaluate_outputs_agree_with_each_other_and_with_a_brute_force_ranking(p
     the saved mapper, the test features and the gallery with plain numpy."""
     import csv
 
-    import joblib
     import numpy as np
+
+    from neurovision.mappers import load_mapper
 
     dvc(project, "repro")
     res = project / "metrics/subjects/sub-1"
@@ -104,7 +105,7 @@ def test_evaluate_outputs_agree_with_each_other_and_with_a_brute_force_ranking(p
         k: metrics[k] for k in ("layer", "top1", "top5", "top10", "two_way", "mean_rank",
                                 "n_test", "ideal_top1")}
     trials = json.loads((res / "trials.json").read_text())
-    model = joblib.load(project / "models/sub-1.joblib")  # written by train@1
+    model = load_mapper(project / "models/sub-1.skops")  # written by train@1
     pred = model.predict(np.load(project / "data/features/test/sub-1.npy"))
     gallery = np.load(project / "embeds/pca/test/final.npy").astype(np.float64)
     np.testing.assert_array_equal(np.load(res / "gallery.npy"), gallery)  # what was ranked

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_project
+from conftest import ROOT, copy_project, project_cache
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 MARKER = re.compile(r"<!-- readme-test: (?P<what>skip|run \"(?P<cmd>[^\"]+)\" instead) "
@@ -75,7 +75,8 @@ def test_the_readme_runs_as_written(tmp_path):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
     bindir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", DVC_NO_ANALYTICS="1")
+    env.update(PATH=f"{bindir}{os.pathsep}{env.get('PATH', '')}", DVC_NO_ANALYTICS="1",
+               NEUROVISION_CACHE=str(project_cache(root)))  # not the user's cache
     report = []
     for block in readme_blocks((ROOT / "README.md").read_text()):
         if block.marker == "skip":

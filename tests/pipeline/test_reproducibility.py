@@ -77,7 +77,7 @@ def test_changing_only_the_seed_changes_the_results(runs):
                  "metrics/retrieval.json"):
         assert after_metrics[name] != before_metrics[name], f"{name} ignores train.seed"
     changed = {k for k in before_outputs if before_outputs[k] != after_outputs.get(k)}
-    assert "train@1:models/sub-1.joblib" in changed
+    assert "train@1:models/sub-1.skops" in changed
     # everything upstream of the mapper is untouched by its seed
     for key in before_outputs:
         if key.split(":")[0].split("@")[0] in ("download_images", "download", "erp", "embed",

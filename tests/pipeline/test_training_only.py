@@ -1,11 +1,11 @@
 """Statistics (standardisation, PCA) are learned from training rows only."""
 
-import joblib
 import numpy as np
 
 from conftest import TINY_DEMO, load_stage, write_params
 from neurovision import demo
 from neurovision.io import load_npy, load_npy_dict, save_json, save_npy, save_npy_dict
+from neurovision.model_files import load_model
 from neurovision.params import DemoParams
 
 
@@ -48,7 +48,7 @@ def test_pca_fitted_on_training_embeddings_only(tmp_path):
                                 "--out-train", str(tmp_path / tag / "train"),
                                 "--out-test", str(tmp_path / tag / "test"),
                                 "--models", str(tmp_path / tag / "models")])
-        return (joblib.load(tmp_path / tag / "models" / "final.joblib"),
+        return (load_model(tmp_path / tag / "models" / "final.skops"),
                 load_npy(tmp_path / tag / "train" / "final.npy"))
 
     pca_a, out_a = run("a")

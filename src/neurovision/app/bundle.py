@@ -9,7 +9,7 @@ Layout (:data:`neurovision.app.layout.BUNDLE_FILES`)::
     sub-N/               details.json, trials.json, gallery.npy (the gallery evaluate ranked),
                          topk.csv, ranks.csv, info.json (copies),
                          erp.npy (repetition-averaged test EEG, float16) + erp.json (channels,
-                         times), features.npy (test ERP features), mapper.joblib (copy)
+                         times), features.npy (test ERP features), mapper.skops (copy)
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def export_bundle(out: str | Path, *, subjects: Sequence[int], top_k: int, metad
     Inputs follow dvc.yaml's layout: ``results/sub-N/*`` (evaluate@N, with the gallery it
     ranked), ``eeg/sub-N/
     preprocessed_eeg_test.npy`` (download@N), ``info/sub-N.json`` and ``features/sub-N.npy``
-    (erp@N), ``models/sub-N.joblib`` (train@N).
+    (erp@N), ``models/sub-N.skops`` (train@N).
     """
     if image_size < 16:
         raise DataError(f"bundle: image size must be >= 16 pixels, got {image_size}")
@@ -105,7 +105,7 @@ def _export_subject(tmp: Path, s: int, n_test: int, *, results: Path, eeg: Path,
     for key, src in (("trials", trials_path), ("metrics", res / "details.json"),
                      ("topk", res / "topk.csv"), ("ranks", res / "ranks.csv"),
                      ("info", Path(info) / f"sub-{s}.json"),
-                     ("mapper", Path(models) / f"sub-{s}.joblib")):
+                     ("mapper", Path(models) / f"sub-{s}.skops")):
         if not src.is_file():
             raise DataError(f"{src}: file not found (run the stage that writes it: dvc repro)")
         shutil.copyfile(src, dest(key))

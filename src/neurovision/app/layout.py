@@ -29,11 +29,11 @@ PIPELINE_FILES: dict[str, tuple[str, str | None]] = {
     "info": ("data/features/info/sub-{s}.json", "erp@{s}"),
     "features": ("data/features/test/sub-{s}.npy", "erp@{s}"),
     "gallery": ("metrics/subjects/sub-{s}/gallery.npy", "evaluate@{s}"),
-    "mapper": ("models/sub-{s}.joblib", "train@{s}"),
+    "mapper": ("models/sub-{s}.skops", "train@{s}"),
 }
 
 BUNDLE_FORMAT = "neurovision-bundle"
-BUNDLE_VERSION = 3  # 2: the metrics files are details.json; 3: a gallery per subject
+BUNDLE_VERSION = 4  # 2: details.json; 3: a gallery per subject; 4: skops mappers
 
 #: logical name -> path inside a bundle directory (all written by the ``bundle`` stage).
 BUNDLE_FILES: dict[str, str] = {
@@ -50,7 +50,7 @@ BUNDLE_FILES: dict[str, str] = {
     "info": "sub-{s}/info.json",
     "features": "sub-{s}/features.npy",
     "gallery": "sub-{s}/gallery.npy",
-    "mapper": "sub-{s}/mapper.joblib",
+    "mapper": "sub-{s}/mapper.skops",
 }
 
 TRIAL_KEYS = ("trial", "concept", "file", "rank", "true_score", "top_indices", "top_scores")

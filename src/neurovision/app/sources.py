@@ -263,7 +263,7 @@ class Source(ABC):
                          lambda: load_npy(self._require("features", subject)))
         gallery = self._cached(("gallery", subject),
                                lambda: load_npy(self._require("gallery", subject)))
-        # our own output (written by train@N or copied by the bundle stage)
+        # skops with a trusted-type list: a shared or pulled file cannot run code
         mapper = self._cached(("mapper", subject),
                               lambda: load_mapper(self._require("mapper", subject)))
         if len(x) != self.n_test or len(gallery) != self.n_test:

@@ -26,12 +26,13 @@ CACHE_FORMAT = 1
 
 def chunk_config(encoder: Encoder, *, precision: str = "float32", blur_sigma: float = 0.0,
                  batch_size: int = 64, forward: str = FORWARD_ENCODE_IMAGE,
-                 threads: int = 1) -> dict:
+                 threads: int = 1, device: str = "cpu") -> dict:
     """What, besides the images, determines a chunk's embeddings to the last bit.
 
     Model, weights (tag, checkpoint content, or random-init seed), transform, blur,
-    precision, batch size and torch's thread count (each can change the last bits of a
-    matmul: how a reduction is split differs), ``forward`` (for the final embedding the path
+    precision, device (with the GPU's model: :func:`~neurovision.devices.describe_device`),
+    batch size and torch's thread count (each can change the last bits of a matmul: how a
+    reduction is split differs), ``forward`` (for the final embedding the path
     :func:`~neurovision.vision.features.forward_path` chose; for a block, which block and
     pooling) and the library versions.  The number of decoding workers does not enter: it does not
     change the result.
@@ -48,7 +49,7 @@ def chunk_config(encoder: Encoder, *, precision: str = "float32", blur_sigma: fl
     return {"format": CACHE_FORMAT, "model": encoder.name, "weights": weights,
             # without object addresses ("<function f at 0x...>"), which change per process
             "transform": re.sub(r" at 0x[0-9a-fA-F]+", "", repr(encoder.preprocess)),
-            "blur_sigma": float(blur_sigma), "precision": precision,
+            "blur_sigma": float(blur_sigma), "precision": precision, "device": device,
             "batch_size": int(batch_size), "threads": int(threads), "forward": forward,
             "torch": torch.__version__, "open_clip": open_clip.__version__}
 

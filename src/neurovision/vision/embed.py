@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 from PIL import ImageFilter
 
-from neurovision.errors import DataError
+from neurovision.devices import describe_device
 from neurovision.images import ImageSource
 from neurovision.retrieval import l2_normalize
 from neurovision.vision.cache import ChunkCache, chunk_config, chunk_key
-from neurovision.vision.encoder import PRECISIONS, Encoder, inference_model
+from neurovision.vision.encoder import Encoder, check_precision, inference_model
 from neurovision.vision.features import (
     FINAL,
     FORWARD_CLASS_TOKEN,
@@ -53,15 +53,17 @@ def embed_layers(encoder: Encoder, source: ImageSource, members: Sequence[str],
                  progress: bool = True, *, threads: int | None = None,
                  precision: str = "float32", blur_sigma: float = 0.0,
                  cache_dir: str | Path | None = None, chunk_size: int = 512,
-                 report: dict | None = None) -> dict[str, np.ndarray]:
+                 device: str = "cpu", report: dict | None = None) -> dict[str, np.ndarray]:
     """L2-normalised float32 features (n_images, width) of every tap, in ``members`` order.
 
     Images are read straight from the source and decoded + preprocessed in ``num_workers``
     worker processes (0: in this process) while this process runs batches of ``batch_size``
     through the model once for all taps (:func:`neurovision.vision.features.run_blocks`)
     under ``torch.inference_mode`` with ``threads`` intra-op threads (None: all usable
-    CPUs; the previous setting is restored afterwards).  A ``precision`` other than float32
-    is lossy and logged; :func:`precision_fidelity` measures the loss.
+    CPUs; the previous setting is restored afterwards) on ``device`` (a concrete torch
+    device: :func:`neurovision.devices.resolve_device` turns ``auto`` into one).  A
+    ``precision`` other than float32 is lossy and logged; :func:`precision_fidelity`
+    measures the loss.
 
     With ``cache_dir``, the images are processed in chunks of ``chunk_size`` consecutive
     members; each finished chunk of each tap is stored under :func:`chunk_key` and found
@@ -78,9 +80,7 @@ def embed_layers(encoder: Encoder, source: ImageSource, members: Sequence[str],
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    if precision not in PRECISIONS:
-        raise DataError(f"params: embed.precision: expected one of {list(PRECISIONS)}, got "
-                        f"{precision!r}")
+    check_precision(precision, device)
     members = list(members)
     source.check(members)
     if chunk_size < 1 or batch_size < 1:
@@ -88,6 +88,7 @@ def embed_layers(encoder: Encoder, source: ImageSource, members: Sequence[str],
     taps = list(taps)
     bounds = [(s, min(s + chunk_size, len(members))) for s in range(0, len(members), chunk_size)]
     n_threads = usable_cpus() if threads is None else threads
+    where = describe_device(device)
     cache = ChunkCache(cache_dir) if cache_dir is not None else None
     if cache is not None:
         cache.sweep()
@@ -98,7 +99,7 @@ def embed_layers(encoder: Encoder, source: ImageSource, members: Sequence[str],
         if cache is None:
             return None, [None] * len(bounds)
         config = chunk_config(encoder, precision=precision, blur_sigma=blur_sigma,
-                              batch_size=batch_size, threads=n_threads,
+                              batch_size=batch_size, threads=n_threads, device=where,
                               forward=forward if tap.block is None else tap.describe())
         keys = [chunk_key(config, members[s:e], prints[s:e]) for s, e in bounds]
         return keys, [cache.load(keys[i], e - s) for i, (s, e) in enumerate(bounds)]
@@ -110,7 +111,7 @@ def embed_layers(encoder: Encoder, source: ImageSource, members: Sequence[str],
         keys[tap.name], parts[tap.name] = lookup(tap, forward)
     if any(p is None for tap in taps for p in parts[tap.name]):
         with torch_threads(threads), torch.inference_mode():
-            model, dtype = inference_model(encoder, precision)
+            run = inference_model(encoder, precision, device)
             path = forward_path(encoder.model)
         if path != forward:
             forward = path
@@ -138,18 +139,20 @@ def embed_layers(encoder: Encoder, source: ImageSource, members: Sequence[str],
                         precision)
         wanted = sorted({t.name for m in missing for t in m},
                         key=[t.name for t in taps].index)
-        log.info("embed: %d images, layers %s (%s), final embedding: %s",
-                 len(members) - done, wanted,
+        log.info("embed: %d images on %s, layers %s (%s), final embedding: %s",
+                 len(members) - done, where, wanted,
                  "; ".join(t.describe() for t in taps if t.name in wanted), forward)
         loader = DataLoader(_Dataset(source, members, encoder.preprocess, blur_sigma),
-                            batch_sampler=batches, num_workers=min(num_workers, len(batches)))
+                            batch_sampler=batches, num_workers=min(num_workers, len(batches)),
+                            pin_memory=device.startswith("cuda"))
         pending: dict[str, list[np.ndarray]] = {}
-        with torch_threads(threads), torch.inference_mode(), \
+        with torch_threads(threads), torch.inference_mode(), run.numerics(), \
                 tqdm(total=len(members), initial=done, unit="img", desc="embed",
                      disable=not progress) as bar:
             for b, batch in enumerate(loader):
                 chunk = owner[b]
-                out = run_blocks(model, batch.to(dtype), missing[chunk],
+                out = run_blocks(run.model, batch.to(device, run.dtype, non_blocking=True),
+                                 missing[chunk],
                                  class_token=forward == FORWARD_CLASS_TOKEN)
                 for name, value in out.items():
                     pending.setdefault(name, []).append(value.float().cpu().numpy())
@@ -175,14 +178,15 @@ def embed_images(encoder: Encoder, source: ImageSource, members: Sequence[str],
 
 def precision_fidelity(encoder: Encoder, source: ImageSource, members: Sequence[str],
                        precision: str, *, n_images: int = 32, batch_size: int = 16,
-                       threads: int | None = None, blur_sigma: float = 0.0) -> dict:
+                       threads: int | None = None, blur_sigma: float = 0.0,
+                       device: str = "cpu") -> dict:
     """How close ``precision`` embeddings are to float32 ones, on the first ``n_images``.
 
     Returns the minimum and mean cosine similarity and the maximum absolute difference
-    between the two (L2-normalised) embeddings of each image.
+    between the two (L2-normalised) embeddings of each image, both computed on ``device``.
     """
     probe = list(members)[:n_images]
-    kw = dict(progress=False, threads=threads, blur_sigma=blur_sigma)
+    kw = dict(progress=False, threads=threads, blur_sigma=blur_sigma, device=device)
     ref = embed_images(encoder, source, probe, batch_size, **kw).astype(np.float64)
     low = embed_images(encoder, source, probe, batch_size, precision=precision,
                        **kw).astype(np.float64)

@@ -3,6 +3,7 @@ evaluation transform, and the reduced-precision copies used for faster inference
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import importlib.util
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neurovision.devices import exact_float32
 from neurovision.errors import DataError, ParamError
 from neurovision.params import EMBED_PRECISIONS
 
@@ -113,30 +115,73 @@ def load_encoder(model_name: str, pretrained: str, seed: int = 0, device: str = 
 
 
 
-#: float32 is exact; the others are faster on CPUs with bf16 / int8 support and lossy.
+#: float32 is exact everywhere; bfloat16 and int8 are faster on CPUs with bf16 / int8
+#: support, float16 and bfloat16 on GPUs (autocast); all but float32 are lossy.
 PRECISIONS = EMBED_PRECISIONS
+#: The precisions each kind of device runs (a GPU has no dynamic int8 path in torch; a CPU
+#: no float16 speed-up worth having)
+DEVICE_PRECISIONS = {"cpu": ("float32", "bfloat16", "int8"),
+                     "cuda": ("float32", "float16", "bfloat16"),
+                     "mps": ("float32", "float16", "bfloat16")}
 
-def inference_model(encoder: Encoder, precision: str) -> tuple[Any, Any]:
-    """(model, input dtype) for ``precision``; float32 is the encoder's own model, untouched.
 
-    ``bfloat16`` casts a copy of the weights; ``int8`` quantises a copy's Linear layers
-    dynamically (weights int8, activations quantised per batch).  Both change the numbers:
-    :func:`precision_fidelity` measures by how much.
+@dataclass
+class Inference:
+    """How to run the model: the model (on ``device``), the input dtype, and the context
+    that sets the numerics (autocast for a GPU's reduced precision; no TF32 for float32)."""
+
+    model: Any
+    dtype: Any
+    device: str
+    precision: str
+
+    def numerics(self) -> contextlib.AbstractContextManager:
+        import torch
+
+        kind = self.device.partition(":")[0]
+        if kind != "cpu" and self.precision in ("float16", "bfloat16"):
+            return torch.autocast(kind, dtype=getattr(torch, self.precision))
+        return exact_float32(self.device)
+
+
+def check_precision(precision: str, device: str) -> None:
+    """A ParamError naming embed.precision when ``device`` cannot run ``precision``."""
+    kind = device.partition(":")[0]
+    if precision not in PRECISIONS:
+        raise ParamError(f"params: embed.precision: expected one of {list(PRECISIONS)}, got "
+                         f"{precision!r}")
+    if precision not in DEVICE_PRECISIONS[kind]:
+        raise ParamError(f"params: embed.precision: {precision!r} does not run on {device} "
+                         f"(embed.device); expected one of {list(DEVICE_PRECISIONS[kind])} "
+                         f"there")
+
+
+def inference_model(encoder: Encoder, precision: str, device: str = "cpu") -> Inference:
+    """How to run ``encoder`` at ``precision`` on ``device`` (a concrete device, not auto).
+
+    On the CPU, float32 is the encoder's own model, untouched; ``bfloat16`` casts a copy of
+    the weights; ``int8`` quantises a copy's Linear layers dynamically (weights int8,
+    activations quantised per batch).  On a GPU the model is a copy moved there, run in
+    float32 without TF32 (exact up to the order of the sums), or under autocast at
+    ``float16`` / ``bfloat16``.  All but float32 change the numbers:
+    :func:`~neurovision.vision.embed.precision_fidelity` measures by how much.
     """
     import torch
 
+    check_precision(precision, device)
+    if device != "cpu":
+        return Inference(copy.deepcopy(encoder.model).to(device), torch.float32, device,
+                         precision)
     if precision == "float32":
-        return encoder.model, torch.float32
+        return Inference(encoder.model, torch.float32, device, precision)
     if precision == "bfloat16":
-        return copy.deepcopy(encoder.model).to(torch.bfloat16), torch.bfloat16
-    if precision == "int8":
-        import warnings
+        return Inference(copy.deepcopy(encoder.model).to(torch.bfloat16), torch.bfloat16,
+                         device, precision)
+    import warnings
 
-        with warnings.catch_warnings():  # torch.ao quantisation is deprecated (-> torchao);
-            warnings.simplefilter("ignore", DeprecationWarning)  # it works in torch <= 2.14
-            warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
-            model = torch.ao.quantization.quantize_dynamic(
-                encoder.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
-        return model, torch.float32
-    raise DataError(f"params: embed.precision: expected one of {list(PRECISIONS)}, got "
-                    f"{precision!r}")
+    with warnings.catch_warnings():  # torch.ao quantisation is deprecated (-> torchao);
+        warnings.simplefilter("ignore", DeprecationWarning)  # it works in torch <= 2.14
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions")
+        model = torch.ao.quantization.quantize_dynamic(
+            encoder.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    return Inference(model, torch.float32, device, precision)
