@@ -128,7 +128,8 @@ def summarize(per_subject: list[dict]) -> dict:
     mapper.  A metric that is null for any subject is null.
 
     Intervals: with several subjects, ``<key>_ci_low`` / ``<key>_ci_high`` are the 95 %
-    t interval of the mean over subjects; with one subject, its own intervals.
+    t interval of the mean over subjects, cut to the metric's range (accuracies [0, 1],
+    mean rank [1, n_test]); with one subject, its own intervals.
     """
     first = per_subject[0]
     out: dict = {k: first[k] for k in ("protocol", "mapper") if k in first}
@@ -161,7 +162,13 @@ def _summary_intervals(per_subject: list[dict]) -> dict:
         if key not in per_subject[0]:
             continue
         values = [m.get(key) for m in per_subject]
-        low, high = (None, None) if any(v is None for v in values) else t_interval(values)
+        if any(v is None for v in values):
+            low = high = None
+        else:  # cut to the range of the metric: [0, 1], ranks [1, n_test]
+            n_test = max(m.get("n_test") or 0 for m in per_subject)
+            bounds = (1.0, float(n_test)) if key == "mean_rank" and n_test else (
+                (-np.inf, np.inf) if key == "mean_rank" else (0.0, 1.0))
+            low, high = t_interval(values, bounds=bounds)
         out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
     return out
 

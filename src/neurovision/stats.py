@@ -70,10 +70,11 @@ def clopper_pearson(hits: float, n: int, confidence: float = CONFIDENCE) -> tupl
     return low, high
 
 
-def t_interval(values: np.ndarray, confidence: float = CONFIDENCE
-               ) -> tuple[float, float] | None:
-    """Student-t interval of the mean of ``values`` (one per subject); None for fewer than
-    two values (no spread to estimate)."""
+def t_interval(values: np.ndarray, confidence: float = CONFIDENCE,
+               bounds: tuple[float, float] = (-np.inf, np.inf)) -> tuple[float, float] | None:
+    """Student-t interval of the mean of ``values`` (one per subject), cut to ``bounds``
+    (the range the mean can take: an accuracy's [0, 1]); None for fewer than two values
+    (no spread to estimate)."""
     values = np.asarray(values, dtype=np.float64)
     n = len(values)
     if n < 2:
@@ -83,7 +84,7 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE
     if sem == 0:
         return mean, mean
     low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
-    return float(low), float(high)
+    return float(max(low, bounds[0])), float(min(high, bounds[1]))
 
 
 def sign_test(n_plus: int, n_minus: int) -> float:
