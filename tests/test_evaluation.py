@@ -178,6 +178,13 @@ def test_summary_intervals_are_t_over_subjects():
     assert "ci_method_sd" not in out
 
 
+def test_summary_intervals_stay_in_the_metrics_range():
+    subs = [_subject(1, 0.1, mean_rank=1.5), _subject(2, 0.9, mean_rank=90.0)]
+    out = summarize(subs)  # t with 1 degree of freedom: +-12.7 standard errors
+    assert (out["top1_ci_low"], out["top1_ci_high"]) == (0.0, 1.0)
+    assert (out["mean_rank_ci_low"], out["mean_rank_ci_high"]) == (1.0, 100.0)
+
+
 def test_summary_of_one_subject_keeps_its_own_intervals():
     (sub,) = subs = [_subject(4, 0.2)]
     out = summarize(subs)

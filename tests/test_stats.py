@@ -93,6 +93,7 @@ def test_t_interval_of_the_mean():
     t975 = 4.302652729911275  # Student t, 2 degrees of freedom, 97.5th percentile
     assert t_interval(values) == pytest.approx((mean - t975 * sd / np.sqrt(3),
                                                 mean + t975 * sd / np.sqrt(3)))
+    assert t_interval(values, bounds=(0.2, 0.5)) == (0.2, 0.5)
     assert t_interval([0.3]) is None
     assert t_interval([0.2, 0.2]) == (0.2, 0.2)
 
