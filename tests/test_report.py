@@ -162,6 +162,13 @@ def test_a_seed_group_shows_mean_and_sd_over_seeds():
     assert len(each[0].split(" | ")) == 1 + 2 * 5 and not each[-1].startswith("Columns")
 
 
+def test_a_groups_seeds_are_listed_in_order():
+    rows = [_seeded_row(f"s{seed}", f"{seed:040d}", "ridge", seed, {1: (0.1, 0.2)})
+            for seed in (10, 2, 0)]
+    header = markdown_table(parse_exp_show(rows), keys=["top1"]).splitlines()[0]
+    assert header == "| subject | s10 (ridge, intra; seeds 0, 2, 10) top-1 % |"
+
+
 def test_run_groups_seeds_unless_asked_not_to(tmp_path, capsys):
     saved = tmp_path / "exp.json"
     saved.write_text(json.dumps(seed_rows()))

@@ -114,7 +114,8 @@ def markdown_table(experiments: Iterable[Experiment], keys: Sequence[str] = ("to
         protocol = (e.params.get("train") or {}).get("protocol")
         tag = ", ".join(x for x in (mapper, protocol) if x)
         if len(group) > 1:
-            tag += f"; seeds {', '.join(str(_seed(g)) for g in group)}"
+            seeds = sorted((_seed(g) for g in group), key=lambda x: (str(type(x)), x))
+            tag += f"; seeds {', '.join(str(x) for x in seeds)}"
         for k in keys:
             header.append(f"{e.name}{f' ({tag})' if tag else ''} {LABELS.get(k, k)} %")
     subjects = sorted(set().union(*(e.per_subject for e in exps)))
