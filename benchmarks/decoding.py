@@ -18,6 +18,17 @@ images and that model, not on the noise, so they are computed once and cached in
 
 Prints one Markdown table: per noise level and mapper, top-1 / top-5 (200-way), the ideal
 observer's top-1 / top-5 on the same simulated test EEG, and the training time.
+
+With ``--layers`` it compares the recipe of intermediate layers instead (README "Decoding
+quality"): for each dataset size of ``--sizes`` (the full-size simulation and the default
+demo, side by side), each backbone of ``--models`` (random weights: the cost is that of
+trained ones), each layer alone, ``select`` (the best on held-out training concepts) and the
+fusion of all of them, and each mapper of ``--mappers``: top-1 / top-5, the ideal observer
+and the training time; and the embedding cost of the layer set and of each depth alone
+against the final embedding alone, timed side by side on the same images.
+
+    python benchmarks/decoding.py --layers final 0.25 0.5 0.75 --models ViT-B-32 RN50 \
+        --mappers ridge contrastive align --noise 2
 """
 
 from __future__ import annotations
@@ -44,9 +55,11 @@ from neurovision.mappers import build_mapper, fit_mapper
 from neurovision.params import MAPPERS, DemoParams, Params, load_params, parse_params
 from neurovision.release import image_members, load_metadata
 from neurovision.retrieval import cosine_scores, retrieval_metrics
+from neurovision.select import fuse, gallery, select_layer
 from neurovision.targets import build_targets
-from neurovision.vision.embed import embed_images
+from neurovision.vision.embed import embed_images, embed_layers
 from neurovision.vision.encoder import Encoder
+from neurovision.vision.features import FINAL, resolve_layers
 from neurovision.vision.runtime import prefer_sleeping_openmp_threads
 
 log = logging.getLogger("neurovision.benchmark")
@@ -178,6 +191,128 @@ def run_benchmark(params: Params, demo_params: DemoParams, noises: list[float | 
     return rows
 
 
+def layer_embeddings(p: DemoParams, model: str, seed: int, image_size: int,
+                     layers: list, pool: str, cache_dir: Path, batch_size: int = 64,
+                     cost_images: int = 256, repeats: int = 3
+                     ) -> tuple[dict, list[str], dict]:
+    """Per layer name, (train, test) features of the demo images; the training concepts;
+    and the embedding cost: seconds per image of the layer set, of each depth alone and of
+    the final embedding alone, the medians of ``repeats`` interleaved passes over the first
+    ``cost_images`` training images.  Chunks are cached in ``cache_dir/chunks``."""
+    encoder = random_encoder(model, seed, image_size)
+    taps = resolve_layers(encoder.model, layers, pool)
+    final = resolve_layers(encoder.model, [FINAL], pool)
+    feats, cost = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        demo.write_images(tmp, p)
+        meta = load_metadata(Path(tmp) / "image_metadata.npy")
+        members = {s: image_members(meta, s) for s in ("train", "test")}
+        sources = {s: ImageSource(tmp, s) for s in ("train", "test")}
+        for split in ("train", "test"):
+            t0 = time.perf_counter()
+            out = embed_layers(encoder, sources[split], members[split], taps, batch_size,
+                               num_workers=1, cache_dir=Path(cache_dir) / "chunks")
+            log.info("%s: %d %s images, layers %s in %.0f s", model, len(members[split]),
+                     split, [t.name for t in taps], time.perf_counter() - t0)
+            for name, array in out.items():
+                feats.setdefault(name, {})[split] = array
+        probe = members["train"][:cost_images]
+        sets = {"final alone": final, "all layers": taps,
+                **{f"{t.name} alone": [t] for t in taps if t.block is not None}}
+        runs: dict[str, list[float]] = {k: [] for k in sets}
+        embed_layers(encoder, sources["train"], probe[:batch_size], taps, batch_size,
+                     progress=False)  # warm-up
+        for _ in range(repeats):
+            for label, chosen in sets.items():
+                t0 = time.perf_counter()
+                embed_layers(encoder, sources["train"], probe, chosen, batch_size,
+                             num_workers=1, progress=False)
+                runs[label].append((time.perf_counter() - t0) / len(probe))
+        cost = {k: float(np.median(v)) for k, v in runs.items()}
+        cost["blocks"] = {t.name: t.describe() for t in taps}
+    return ({k: (v["train"], v["test"]) for k, v in feats.items()},
+            meta["train_img_concepts"], cost)
+
+
+def run_layers_benchmark(params: Params, sizes: dict[str, DemoParams], models: list[str],
+                         layers: list, mappers: list[str], noise: float, image_size: int,
+                         cache_dir: Path) -> tuple[list[dict], list[dict]]:
+    """Rows (size, model, layer choice, mapper) of retrieval metrics; rows of embed cost."""
+    rows, costs = [], []
+    for size, demo_params in sizes.items():
+        p = demo_params.model_copy(update={"noise": noise})
+        x_train, x_test, ideal = simulated_features(p, params)
+        for model in models:
+            feats, concepts, cost = layer_embeddings(
+                demo_params, model, params.embed.seed, image_size, layers, params.embed.pool,
+                cache_dir, params.embed.batch_size)
+            costs.append({"size": size, "model": model, **cost})
+            pcs = {}
+            for name, (tr, te) in feats.items():
+                if params.pca.n_components is not None:
+                    pca = PCA(n_components=min(params.pca.n_components, *tr.shape),
+                              svd_solver="full").fit(tr)
+                    tr, te = pca.transform(tr), pca.transform(te)
+                pcs[name] = (tr.astype(np.float32), te.astype(np.float32))
+            names = list(pcs)
+            choices = [*names, "select", "fusion"]
+            for choice in choices:
+                for mapper_name in mappers:
+                    train = params.train.model_copy(update={"mapper": mapper_name})
+                    make = lambda train=train: build_mapper(train)  # noqa: E731
+                    t0 = time.perf_counter()
+                    if choice == "select":
+                        ys = {n: build_targets("image", pcs[n][0], concepts) for n in names}
+                        chosen, mapper, _ = select_layer(
+                            make, lambda m, x, y, g: fit_mapper(m, x, y, groups=g), x_train,
+                            ys, np.asarray(concepts), val_fraction=train.val_fraction,
+                            seed=train.seed)
+                        test = pcs[chosen][1]
+                    else:
+                        if choice == "fusion":
+                            y_src = fuse([pcs[n][0] for n in names])
+                            test = fuse([pcs[n][1] for n in names])
+                        else:
+                            y_src, test = pcs[choice]
+                        chosen = choice
+                        mapper = fit_mapper(make(), x_train,
+                                            build_targets("image", y_src, concepts),
+                                            groups=concepts)
+                    fit_s = time.perf_counter() - t0
+                    m = retrieval_metrics(cosine_scores(np.asarray(mapper.predict(x_test)),
+                                                        gallery(mapper, test)))
+                    rows.append({"size": size, "model": model, "layer": choice,
+                                 "chosen": chosen, "mapper": mapper_name, "top1": m["top1"],
+                                 "top5": m["top5"], "ideal_top1": ideal["top1"],
+                                 "ideal_top5": ideal["top5"], "fit_s": fit_s,
+                                 "n_test": m["n_test"]})
+                    log.info("%s %s %s %s: top-1 %.3f top-5 %.3f (%.0f s)", size, model,
+                             choice, mapper_name, m["top1"], m["top5"], fit_s)
+    return rows, costs
+
+
+def layers_table(rows: list[dict], costs: list[dict]) -> str:
+    lines = ["| data | backbone | layer | mapper | top-1 | top-5 | ideal top-1 | training time |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        layer = r["layer"] if r["layer"] != "select" else f"select ({r['chosen']})"
+        fit = f"{r['fit_s']:.1f}" if r["fit_s"] < 10 else f"{r['fit_s']:.0f}"
+        lines.append(f"| {r['size']} | {r['model']} | {layer} | {r['mapper']} | "
+                     f"{r['top1']:.3f} | {r['top5']:.3f} | {r['ideal_top1']:.3f} | {fit} s |")
+    lines += ["", "| data | backbone | pass | ms per image | relative to the final alone |",
+              "| --- | --- | --- | ---: | ---: |"]
+    for c in costs:
+        for label, value in c.items():
+            if isinstance(value, float):
+                what = label
+                name = label.split(" ")[0]
+                if name in c["blocks"] and label.endswith("alone") and name != FINAL:
+                    what = f"{label} ({c['blocks'][name]})"
+                lines.append(f"| {c['size']} | {c['model']} | {what} | {1000 * value:.1f} | "
+                             f"{value / c['final alone']:.2f} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     lines = ["| noise | mapper | top-1 | top-5 | ideal top-1 | ideal top-5 | training time |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -216,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=str(ROOT / "data" / "benchmark"),
                     help="where the image embeddings are cached")
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
+    ap.add_argument("--layers", nargs="+", default=None, metavar="LAYER",
+                    help="compare these layers ('final' or depths in (0, 1)) instead")
+    ap.add_argument("--models", nargs="+", default=None,
+                    help="with --layers: the backbones (default: embed.model)")
+    ap.add_argument("--sizes", nargs="+", default=["fullsize", "demo"],
+                    choices=("fullsize", "demo"), help="with --layers: the datasets")
     args = ap.parse_args(argv)
     prefer_sleeping_openmp_threads()  # before torch loads: spinning threads stall a busy machine
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
@@ -227,6 +368,20 @@ def main(argv: list[str] | None = None) -> int:
         overrides[k] = int(v) if v.lstrip("-").isdigit() else float(v)
     demo_params = parse_params({**params.data.demo.model_dump(), **overrides}, DemoParams, "--demo")
     t0 = time.perf_counter()
+    if args.layers:
+        layers = [FINAL if x == FINAL else float(x) for x in args.layers]
+        sizes = {"fullsize": demo_params, "demo": params.data.demo}
+        rows, costs = run_layers_benchmark(
+            params, {k: sizes[k] for k in args.sizes}, args.models or [params.embed.model],
+            layers, [m for m in args.mappers], args.noise[0], args.image_size,
+            Path(args.cache_dir))
+        print(layers_table(rows, costs))
+        print(f"\nMachine: {machine()}; noise {args.noise[0]:g}; total "
+              f"{time.perf_counter() - t0:.0f} s")
+        if args.out:
+            save_json(args.out, {"rows": rows, "costs": costs, "machine": machine(),
+                                 "image_size": args.image_size, "neurovision": __version__})
+        return 0
     noises = list(args.noise) + ([None] if args.noise_free else [])
     rows = run_benchmark(params, demo_params, noises, args.mappers, args.image_size,
                          Path(args.cache_dir), args.target)

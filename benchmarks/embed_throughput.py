@@ -44,7 +44,7 @@ from neurovision.retrieval import l2_normalize
 from neurovision.vision import embed as vision_embed
 from neurovision.vision.embed import embed_images
 from neurovision.vision.encoder import load_encoder
-from neurovision.vision.forward import FORWARD_ENCODE_IMAGE
+from neurovision.vision.features import FORWARD_ENCODE_IMAGE
 from neurovision.vision.runtime import prefer_sleeping_openmp_threads, usable_cpus
 
 

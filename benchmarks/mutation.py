@@ -119,10 +119,13 @@ def run_module(module: str, tests: list[str], equivalent: list[dict]) -> dict:
         raise RuntimeError(f"mutmut produced no results for {module} (exit {proc.returncode}):"
                            f"\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     n_equiv = sum(s["equivalent"] is not None for s in survivors)
-    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    # a timeout is not a kill: a test that hangs on a mutant has not shown it wrong (and a
+    # hang can come from state shared between forked workers, hiding other results)
+    killed = counts.get("killed", 0)
     judged = len(rows) - n_equiv - counts.get("skipped", 0)
     return {"module": module, "tests": tests, "mutants": len(rows), "counts": counts,
-            "killed": killed, "survived": len(survivors), "equivalent": n_equiv,
+            "killed": killed, "timeout": counts.get("timeout", 0), "survived": len(survivors),
+            "equivalent": n_equiv,
             "kill_rate": killed / judged if judged else 1.0, "survivors": survivors}
 
 
@@ -143,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutating src/neurovision/{module}.py against {' '.join(known[module])} ...",
               file=sys.stderr, flush=True)
         results.append(run_module(module, known[module], equivalent))
-    print("\n| module | mutants | killed | survived (or no test reaches them) | of which "
-          "equivalent | kill rate of the non-equivalent |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| module | mutants | killed | timed out | survived (or no test reaches them) | "
+          "of which equivalent | kill rate of the non-equivalent |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
-        print(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['survived']} | "
-              f"{r['equivalent']} | {100 * r['kill_rate']:.1f} % |")
+        print(f"| {r['module']} | {r['mutants']} | {r['killed']} | {r['timeout']} | "
+              f"{r['survived']} | {r['equivalent']} | {100 * r['kill_rate']:.1f} % |")
     for r in results:
         for s in r["survivors"]:
             if s["equivalent"] is None or args.show:

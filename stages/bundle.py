@@ -1,7 +1,7 @@
 """DVC stage bundle: the explorer's small deployable bundle (no raw data, no training data).
 
-Per subject the test ERPs, test features, mapper and per-trial rankings; once the gallery
-embeddings, the test-image metadata, the summary metrics and the test images re-encoded
+Per subject the test ERPs, test features, mapper, the gallery it ranked and the per-trial
+rankings; once the test-image metadata, the summary metrics and the test images re-encoded
 small.  `neurovision app --bundle DIR` runs the explorer from it alone.
 """
 
@@ -21,7 +21,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metadata", required=True, help="image_metadata.npy")
     ap.add_argument("--images", required=True,
                     help="directory with test_images.zip or an unpacked test_images/")
-    ap.add_argument("--gallery", required=True, help="test-image embeddings (n_test, d)")
     ap.add_argument("--summary", required=True, help="summary metrics JSON")
     ap.add_argument("--results", required=True, help="directory of sub-N/ evaluate outputs")
     ap.add_argument("--eeg", required=True, help="directory of sub-N/ release EEG files")
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     params = params_from(args)
     export_bundle(args.out, subjects=params.data.subjects, top_k=params.evaluate.top_k,
                   metadata=Path(args.metadata), images=Path(args.images),
-                  gallery=Path(args.gallery), summary=Path(args.summary),
+                  summary=Path(args.summary),
                   results=Path(args.results), eeg=Path(args.eeg), info=Path(args.info),
                   features=Path(args.features), models=Path(args.models),
                   image_size=args.image_size)

@@ -7,8 +7,9 @@ schema), the OpenCLIP model name, and for ``data.source: local`` that ``data.loc
 holds the release layout for every subject.  It writes
 
 - ``--out``: a constant file, so that a successful check never makes another stage stale;
-- ``--mapper``: the chosen mapper's own settings (``train.<mapper>``), what train@N depends
-  on, so that a change to another mapper's section reruns nothing.
+- ``--mapper``: the chosen mapper's own settings (``train.<mapper>``) and the layers
+  ``train.layer`` uses, what train@N depends on, so that a change to another mapper's section
+  or to an unused layer of ``embed.layers`` reruns nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
 from neurovision.io import save_json
+from neurovision.params import layer_name
 from neurovision.release import check_local_layout
 from neurovision.stage import params_from, parser, run
 from neurovision.vision.encoder import check_model_name
@@ -33,8 +35,12 @@ def main(argv: list[str] | None = None) -> None:
     if params.data.source == "local":
         check_local_layout(params.data.local_dir, params.data.subjects)
     mapper = params.train.mapper
-    save_json(args.mapper, {"mapper": mapper,
-                            "settings": getattr(params.train, mapper).model_dump(mode="json")})
+    layer = params.train.layer
+    save_json(args.mapper, {
+        "mapper": mapper, "settings": getattr(params.train, mapper).model_dump(mode="json"),
+        "layer": layer if layer == "select" else params.train.layers(),
+        "candidates": ([layer_name(x) for x in params.embed.layers] if layer == "select"
+                       else None)})
     save_json(args.out, {"checked": "params.yaml and the inputs it names"})
 
 

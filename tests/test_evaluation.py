@@ -200,3 +200,80 @@ def test_headline_shows_the_top1_and_top5_intervals():
     shown = headline(metrics)
     assert shown["top1_ci_low"] == shown["top1_ci_high"] == 1.0
     assert "top1_exact_low" not in shown and "ci_method" not in shown
+
+
+def test_subject_metrics_describe_the_run_and_a_zero_ceiling_has_no_fraction():
+    m = subject_metrics(np.eye(5), subject=4, protocol="inter", mapper="contrastive",
+                        ceiling={"top1": 0.0, "top5": 0.2})
+    assert (m["subject"], m["protocol"], m["mapper"]) == (4, "inter", "contrastive")
+    assert m["ideal_top1"] == 0.0 and m["ideal_top5"] == 0.2 and m["top1_of_ideal"] is None
+
+
+def test_summarize_real_subjects_against_a_loop_over_keys():
+    """Every metric of subject_metrics, in its own order: the mean and the sample sd over
+    subjects; n_test is the largest gallery and stays an integer."""
+    rng = np.random.default_rng(5)
+    per_subject = [subject_metrics(rng.normal(size=(n, n)) + 2 * np.eye(n), subject=s,
+                                   protocol="inter", mapper="ridge")
+                   for s, n in ((1, 12), (2, 12), (5, 10))]
+    out = summarize(per_subject)
+    assert (out["protocol"], out["mapper"], out["subjects"], out["n_subjects"]) == (
+        "inter", "ridge", [1, 2, 5], 3)
+    assert out["n_test"] == 12 and type(out["n_test"]) is int and "n_test_sd" not in out
+    for key in per_subject[0]:
+        if key in ("subject", "protocol", "mapper", "n_test"):
+            continue
+        values = [m[key] for m in per_subject]
+        if any(v is None for v in values):
+            assert out[key] is None, key
+            continue
+        assert out[key] == pytest.approx(sum(values) / 3), key
+        if key.endswith("_chance"):
+            assert f"{key}_sd" not in out, key
+        else:
+            mean = sum(values) / 3
+            sd = (sum((v - mean) ** 2 for v in values) / 2) ** 0.5
+            assert out[f"{key}_sd"] == pytest.approx(sd), key
+    assert out["fifty_way"] is None and out["ten_way"] is not None
+
+
+def test_summarize_a_metric_null_for_a_later_subject_is_null():
+    a = {"subject": 1, "top1": 0.2, "ideal_top1": 0.5}
+    b = {"subject": 2, "top1": 0.4, "ideal_top1": None}
+    out = summarize([a, b])
+    assert out["ideal_top1"] is None and "ideal_top1_sd" not in out
+    assert out["top1"] == pytest.approx(0.3)
+
+
+def test_headline_keeps_the_compared_scores_that_are_not_null():
+    m = subject_metrics(np.eye(8), subject=1, protocol="intra", mapper="ridge",
+                        ceiling={"top1": 0.5, "top5": 0.9})  # 8 images: no top10
+    assert headline(m) == {"top1": 1.0, "top5": 1.0, "two_way": 1.0, "mean_rank": 1.0,
+                           "n_test": 8, "ideal_top1": 0.5}
+    summary = headline(summarize([m, m]))
+    assert list(summary) == ["top1", "top1_ci_low", "top1_ci_high", "top5", "top5_ci_low",
+                             "top5_ci_high", "two_way", "mean_rank", "n_test", "n_subjects",
+                             "top1_sd", "top5_sd", "ideal_top1"]  # t intervals of 2 subjects
+    assert summary["n_subjects"] == 2 and summary["top1_sd"] == 0.0
+
+
+def test_layer_metrics_name_the_layer_and_each_candidates_score():
+    from neurovision.evaluation import layer_metrics
+
+    assert layer_metrics({"layer": "final", "val_top1": None}) == {"layer": "final"}
+    assert layer_metrics({"layer": ["final", "0.5"]}) == {"layer": "final+0.5"}
+    assert layer_metrics({"layer": "0.5", "val_top1": {"final": 0.25, "0.5": 0.375}}) == {
+        "layer": "0.5", "val_top1_final": 0.25, "val_top1_0.5": 0.375}
+
+
+def test_the_summary_names_one_layer_or_each_subjects():
+    base = {"protocol": "intra", "mapper": "ridge", "top1": 0.5}
+    same = summarize([{**base, "subject": 1, "layer": "0.5"},
+                      {**base, "subject": 2, "layer": "0.5"}])
+    assert same["layer"] == "0.5"
+    mixed = summarize([{**base, "subject": 1, "layer": "0.5"},
+                       {**base, "subject": 3, "layer": "final"},
+                       {**base, "subject": 4, "layer": "0.5"}])
+    assert mixed["layer"] == "sub-1:0.5,sub-3:final,sub-4:0.5"
+    assert "layer" not in summarize([{**base, "subject": 1}])
+    assert "layer_sd" not in mixed and mixed["top1"] == 0.5

@@ -152,8 +152,10 @@ class Rule(NamedTuple):
 
 
 INF = math.inf
+LAYERS = "a non-empty list of layers, each 'final' or a relative depth in (0, 1), none repeated"
 RULES = [
     Rule("data.source", "s3", "things-eeg2", "one of ['demo', 'things-eeg2', 'local']"),
+    Rule("data.eeg", "eeg", "preprocessed", "one of ['preprocessed']"),
     Rule("data.subjects", [], [10], "a non-empty list of subjects 1-10"),
     Rule("data.subjects", [0], [1], "subjects numbered 1-10"),
     Rule("data.subjects", [11], [10], "subjects numbered 1-10"),
@@ -197,7 +199,8 @@ RULES = [
     Rule("embed.precision", "fp16", "int8", "one of ['float32', 'bfloat16', 'int8']"),
     Rule("embed.chunk_size", 0, 1, "an integer >= 1"),
     Rule("pca.n_components", 0, 1, "null or an integer >= 1"),
-    Rule("train.mapper", "svm", "contrastive", "one of ['ridge', 'pls', 'mlp', 'contrastive']"),
+    Rule("train.mapper", "svm", "contrastive",
+         "one of ['ridge', 'pls', 'mlp', 'contrastive', 'align']"),
     Rule("train.protocol", "both", "intra", "one of ['intra', 'inter']"),
     Rule("train.target", "eeg", "text", "one of ['image', 'concept_mean', 'text']"),
     Rule("train.val_fraction", 0.0, 1e-3, "a number in (0, 1)"),
@@ -228,7 +231,23 @@ RULES = [
     Rule("train.contrastive.threads", 0, 1, "null or an integer >= 1"),
     Rule("evaluate.top_k", 0, 1, "an integer >= 1"),
     Rule("evaluate.bootstrap", 99, 100, "an integer >= 100"),
+    Rule("embed.layers", [], ["final"], LAYERS),
+    Rule("embed.layers", [0.5, 0.5], [0.5, "final"], LAYERS),
+    Rule("embed.layers", ["final", "final"], ["final"], LAYERS),
+    Rule("embed.pool", "max", "cls", "one of ['mean', 'cls']"),
+    Rule("train.layer", 0.5, "final", "layers among embed.layers ['final'], none repeated, or "
+         "'select'"),
+    Rule("train.layer", [0.5, 0.5], [0.5, "final"], "layers among embed.layers ['final', "
+         "'0.5'], none repeated, or 'select'", {"embed": {"layers": ["final", 0.5]}}),
+    Rule("train.layer", ["final"], "select", "a list of at least 2 layers to fuse (or one layer "
+         "without brackets)"),
+    Rule("train.target", "text", "image", "'image' or 'concept_mean' unless train.layer is "
+         "'final' (text embeddings live in the final layer's space)",
+         {"embed": {"layers": ["final", 0.5]}, "train": {"layer": "select"}}),
 ]
+# the align mapper's section has the contrastive mapper's fields and rules
+RULES += [r._replace(where=r.where.replace("train.contrastive.", "train.align."))
+          for r in RULES if r.where.startswith("train.contrastive.")]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=[f"{r.where}={r.bad!r}" for r in RULES])
@@ -283,7 +302,7 @@ def test_inter_protocol_needs_two_subjects():
     ("data.subjects", 1, "a non-empty list of subjects 1-10"),    # int for list
     ("train.mlp.hidden_sizes", 256, "a non-empty list of integers >= 1"),
     ("erp.baseline", -0.2, "null or [start, end] with end > start"),
-    ("train.mapper", ["ridge"], "one of ['ridge', 'pls', 'mlp', 'contrastive']"),
+    ("train.mapper", ["ridge"], "one of ['ridge', 'pls', 'mlp', 'contrastive', 'align']"),
     ("train.ridge", 1000.0, "a mapping"),                   # value for section
     ("erp", "all", "a mapping"),
 ])

@@ -1,6 +1,7 @@
 """Intra- and inter-subject training sets: who trains on whom."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +9,13 @@ import pytest
 from conftest import load_stage, write_params
 from neurovision.errors import DataError
 from neurovision.io import load_npy, save_npy
-from neurovision.protocol import training_subjects
+from neurovision.protocol import (
+    features_file,
+    md5sum,
+    pool_manifest,
+    stack_training_set,
+    training_subjects,
+)
 
 
 def test_training_subjects():
@@ -71,3 +78,63 @@ def test_inter_refuses_features_changed_after_the_manifest(tmp_path):
         _trainset(tmp_path, feats, params, 2)
 
 
+
+
+def test_training_subjects_errors_name_the_subject_and_the_protocol():
+    with pytest.raises(DataError, match=r"^subject 4 is not in data\.subjects \[1, 2, 3\]$"):
+        training_subjects(4, (1, 2, 3), "intra")
+    with pytest.raises(DataError, match=r"^train\.protocol inter: subject 1 has no other subject "
+                                        r"to train on; data\.subjects is \[1\]$"):
+        training_subjects(1, [1], "inter")
+    with pytest.raises(ValueError, match=r"^unknown protocol 'cross'$"):
+        training_subjects(1, [1, 2], "cross")
+
+
+def _features(folder, shapes):
+    for s, shape in shapes.items():
+        save_npy(features_file(folder, s), np.full(shape, float(s), dtype=np.float32))
+    return folder
+
+
+def test_stack_training_set_rows_images_and_subjects(tmp_path):
+    feats = _features(tmp_path, {1: (5, 4), 3: (5, 4)})
+    manifest = pool_manifest(feats, [1, 3], "inter")
+    assert manifest == {"protocol": "inter", "subjects": [1, 3],
+                        "md5": {"1": md5sum(feats / "sub-1.npy"), "3": md5sum(feats / "sub-3.npy")}}
+    for m in (None, manifest):
+        x, rows, subj = stack_training_set(feats, [3, 1], m)
+        np.testing.assert_array_equal(x, np.concatenate([np.full((5, 4), 3.0), np.ones((5, 4))]))
+        np.testing.assert_array_equal(rows, [0, 1, 2, 3, 4] * 2)
+        np.testing.assert_array_equal(subj, [3] * 5 + [1] * 5)
+    assert pool_manifest(feats, [1, 3, 7], "intra") == {"protocol": "intra"}
+
+
+def test_pool_manifest_names_a_missing_subject(tmp_path):
+    feats = _features(tmp_path, {1: (5, 4)})
+    with pytest.raises(DataError, match=rf"^{re.escape(str(tmp_path / 'sub-2.npy'))}: training "
+                                        r"features of subject 2 not found \(run erp@2\)$"):
+        pool_manifest(feats, [1, 2], "inter")
+
+
+def test_stack_training_set_refuses_what_the_manifest_does_not_vouch_for(tmp_path):
+    feats = _features(tmp_path, {1: (5, 4), 2: (5, 4)})
+    manifest = pool_manifest(feats, [1, 2], "inter")
+    for m in ({"protocol": "inter"}, {"md5": {"1": manifest["md5"]["1"]}}):
+        with pytest.raises(DataError, match=r"^pool manifest lists no features for subject 2; "
+                                            r"rerun the pool stage \(dvc repro\)$"):
+            stack_training_set(feats, [2, 1], m)
+    (feats / "sub-2.npy").unlink()
+    path = re.escape(str(feats / "sub-2.npy"))
+    with pytest.raises(DataError, match=rf"^{path}: md5 missing differs from the pool manifest's "
+                                        rf"{manifest['md5']['2']}; rerun dvc repro$"):
+        stack_training_set(feats, [1, 2], manifest)
+
+
+@pytest.mark.parametrize("subjects", [[2, 3], [2, 1, 3]])
+def test_stack_training_set_refuses_subjects_of_different_shapes(tmp_path, subjects):
+    feats = _features(tmp_path, {1: (5, 4), 2: (5, 4), 3: (6, 4)})
+    path = re.escape(str(feats / "sub-3.npy"))
+    with pytest.raises(DataError, match=rf"^{path}: shape \(6, 4\) differs from \(5, 4\) of "
+                                        r"subject 2; all subjects need the same images and erp "
+                                        r"settings$"):
+        stack_training_set(feats, subjects)

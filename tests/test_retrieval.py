@@ -143,3 +143,45 @@ def test_a_constant_predictor_scores_chance_on_every_metric(n):
         if m[key] is not None:
             assert m[key] == pytest.approx(m[f"{key}_chance"]), key
     np.testing.assert_allclose(expected_ranks(np.zeros((n, n))), (n + 1) / 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_top_k_curve_with_ties_is_the_expectation_over_tie_orders(seed):
+    s = _tied(seed)
+    np.testing.assert_allclose(top_k_curve(s), [top_k_accuracy(s, k) for k in range(1, 7)])
+    # row 0 ties everywhere: its true item is in the top k with probability k / 6
+    np.testing.assert_allclose(top_k_curve(s[:1, :]), np.arange(1, 7) / 6)
+
+
+def test_ranks_with_more_gallery_items_than_queries():
+    # extra distractors in the gallery: query i still matches gallery item i
+    s = np.random.default_rng(4).normal(size=(3, 7))
+    s[1, 5] = s[1, 1]  # a tie after the true item: the true item keeps the lower index
+    np.testing.assert_array_equal(ranks(s), brute_rank(s))
+
+
+@pytest.mark.parametrize("n_way", [1, 10])
+def test_n_way_outside_the_gallery_is_refused_with_the_range(n_way):
+    with pytest.raises(ValueError, match=rf"n_way must be in \[2, 9\], got {n_way}"):
+        n_way_accuracy(np.eye(9), n_way)
+
+
+def test_metrics_refuse_a_non_square_matrix_naming_its_shape():
+    with pytest.raises(ValueError, match=r"expected a square score matrix .* got \(3, 4\)"):
+        retrieval_metrics(np.zeros((3, 4)))
+
+
+@pytest.mark.parametrize("n", [5, 8, 10, 50])
+def test_metrics_exist_exactly_when_the_gallery_is_large_enough(n):
+    """A k or n-way no larger than the gallery is reported (a perfect decoder scores 1), a
+    larger one is null, and so is its chance; top-k chance is k / n, at most 1."""
+    m = retrieval_metrics(np.eye(n))
+    assert m["n_test"] == n
+    for key, k in {"top1": 1, "top5": 5, "top10": 10}.items():
+        assert m[key] == (1.0 if k <= n else None), key
+        assert m[f"{key}_chance"] == min(1.0, k / n), key
+    for key, k in {"two_way": 2, "four_way": 4, "ten_way": 10, "fifty_way": 50}.items():
+        assert m[key] == (1.0 if k <= n else None), key
+        assert m[f"{key}_chance"] == (1.0 / k if k <= n else None), key
+    assert m["mean_rank"] == m["median_rank"] == 1.0
+    assert m["mean_rank_chance"] == m["median_rank_chance"] == (n + 1) / 2

@@ -3,6 +3,8 @@ what is fitted."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,36 @@ def test_pca_none_keeps_both_splits_and_limits_are_named():
         pca_project(train, test, 6)
     with pytest.raises(DataError, match=r"expected 5 dimensions .* got shape \(7, 4\)"):
         pca_project(train, test[:, :4], 2)
+
+
+def test_pca_is_exact_and_repeatable_on_a_wide_training_set():
+    # 600 x 100 of isotropic noise: where an approximate (randomized) solver would be off
+    rng = np.random.default_rng(1)
+    train, test = rng.normal(size=(600, 100)), rng.normal(size=(4, 100))
+    p_train, p_test, pca = pca_project(train, test, 5)
+    centred = train - train.mean(axis=0)
+    top = np.linalg.eigh(centred.T @ centred)[1][:, ::-1][:, :5]
+    signs = np.sign(np.sum(top * pca.components_.T, axis=0))
+    np.testing.assert_allclose(pca.components_.T * signs, top, atol=1e-8)
+    np.testing.assert_allclose(p_test * signs, (test - train.mean(axis=0)) @ top, atol=1e-8)
+    again_train, again_test, _ = pca_project(train, test, 5)
+    assert np.array_equal(again_train, p_train) and np.array_equal(again_test, p_test)
+
+
+@pytest.mark.parametrize("train_shape, test_shape", [
+    ((30, 5), (7, 5, 1)), ((30, 5), (5,)), ((30, 5, 1), (7, 5, 1)), ((30,), (7, 30)),
+])
+def test_pca_refuses_splits_that_are_not_matching_matrices(train_shape, test_shape):
+    train, test = np.zeros(train_shape), np.zeros(test_shape)
+    with pytest.raises(DataError, match=rf"^expected {train_shape[-1]} dimensions per image \("
+                                        rf"the training split has shape "
+                                        rf"{re.escape(str(train_shape))}\), got shape "
+                                        rf"{re.escape(str(test_shape))}$"):
+        pca_project(train, test, 2)
+
+
+def test_too_many_components_names_both_limits():
+    train, test = _splits(n_train=4, d=6)
+    with pytest.raises(ParamError, match=r"^params: pca\.n_components: expected at most 4 \(min "
+                                         r"of 4 training images and 6 embedding dims\), got 5$"):
+        pca_project(train, test, 5)

@@ -218,7 +218,7 @@ class ContrastiveMapper(BaseEstimator):
         y = np.asarray(y, dtype=np.float64)
         if y.ndim == 1:
             y = y[:, None]
-        y = l2_normalize(y).astype(np.float32)  # a zero target stays zero: it matches nothing
+        y = self._prepare_targets(y)
         problem = device_problem(self.device)
         if problem:
             raise ValueError(f"device {self.device!r}: {problem}")
@@ -235,6 +235,18 @@ class ContrastiveMapper(BaseEstimator):
             self._train(X, y, target_id, tr, va)
         return self
 
+    # The image side, which the two-tower subclass (neurovision.align) replaces: here the
+    # targets are fixed unit vectors and the EEG encoder maps into their space.
+    name = "contrastive"
+
+    def _prepare_targets(self, y: np.ndarray) -> np.ndarray:
+        return l2_normalize(y).astype(np.float32)  # a zero target stays zero: it matches nothing
+
+    def _towers(self, n_features: int, k: int):
+        """(EEG encoder, image tower or None) for ``n_features`` EEG inputs and ``k``-d
+        targets."""
+        return build_encoder(n_features, self.dim or k, k, self.dropout), None
+
     def _train(self, X, y, target_id, tr, va) -> None:
         import torch
         import torch.nn.functional as F
@@ -243,11 +255,20 @@ class ContrastiveMapper(BaseEstimator):
 
         dev = torch.device(self.device)
         k = y.shape[1]
-        enc = build_encoder(X.shape[1], self.dim or k, k, self.dropout).to(dev)
+        enc, tower = self._towers(X.shape[1], k)
+        enc = enc.to(dev)
+        params = list(enc.parameters())
+        if tower is not None:
+            tower = tower.to(dev)
+            params += list(tower.parameters())
         logit_scale = nn.Parameter(torch.tensor(math.log(1 / self.temperature), device=dev))
-        opt = torch.optim.AdamW([{"params": enc.parameters(), "weight_decay": self.weight_decay},
+        opt = torch.optim.AdamW([{"params": params, "weight_decay": self.weight_decay},
                                  {"params": [logit_scale], "weight_decay": 0.0}],
                                 lr=self.learning_rate)
+
+        def targets(rows):
+            """Unit vectors the EEG rows are pulled towards: fixed, or through the tower."""
+            return yt[rows] if tower is None else F.normalize(tower(yt[rows]), dim=1)
         Xt, yt = torch.from_numpy(X).to(dev), torch.from_numpy(y).to(dev)
         idt = torch.from_numpy(target_id.astype(np.int64)).to(dev)
         tr_t, va_t = torch.from_numpy(tr).to(dev), torch.from_numpy(va).to(dev)
@@ -255,7 +276,7 @@ class ContrastiveMapper(BaseEstimator):
         va_ids, first, va_label = np.unique(target_id[va], return_index=True,
                                             return_inverse=True)
         va_label = va_label.ravel()  # row -> its target's column in the gallery
-        va_gallery = yt[torch.from_numpy(va[first]).to(dev)]
+        va_first = torch.from_numpy(va[first]).to(dev)
         n_gallery = val_gallery_size(len(va_ids))
         va_same = idt[va_t][:, None] == idt[va_t][None, :]
         gen = torch.Generator().manual_seed(int(self.random_state))
@@ -263,17 +284,19 @@ class ContrastiveMapper(BaseEstimator):
 
         best = (-1.0, math.inf)
         best_state, best_epoch, wait, history = None, 0, 0, []
-        bar = tqdm(range(1, self.epochs + 1), desc="contrastive", unit="epoch",
+        bar = tqdm(range(1, self.epochs + 1), desc=self.name, unit="epoch",
                    disable=not self.verbose)
         t0 = time.perf_counter()
         for epoch in bar:
             enc.train()
+            if tower is not None:
+                tower.train()
             order = tr_t[torch.randperm(len(tr), generator=gen).to(dev)]
             total = 0.0
             for batch in torch.tensor_split(order, n_batches):  # near-equal, none tiny
                 z = F.normalize(enc(Xt[batch]), dim=1)
                 scale = logit_scale.clamp(0, math.log(100)).exp()
-                logits = scale * z @ yt[batch].T
+                logits = scale * z @ targets(batch).T
                 ids = idt[batch]
                 loss = _soft_infonce(logits, ids[:, None] == ids[None, :])
                 opt.zero_grad(set_to_none=True)
@@ -281,11 +304,14 @@ class ContrastiveMapper(BaseEstimator):
                 opt.step()
                 total += float(loss.detach()) * len(batch)
             enc.eval()
+            if tower is not None:
+                tower.eval()
             with torch.no_grad():
                 z = F.normalize(enc(Xt[va_t]), dim=1)
-                top1 = expected_top1((z @ va_gallery.T).cpu().numpy(), va_label, n_gallery)
+                top1 = expected_top1((z @ targets(va_first).T).cpu().numpy(), va_label,
+                                     n_gallery)
                 scale = logit_scale.clamp(0, math.log(100)).exp()
-                vloss = float(_soft_infonce(scale * z @ yt[va_t].T, va_same))
+                vloss = float(_soft_infonce(scale * z @ targets(va_t).T, va_same))
             history.append({"epoch": epoch, "loss": total / len(tr), "val_loss": vloss,
                             "val_top1": top1, "temperature": float(1 / scale)})
             bar.set_postfix(loss=f"{total / len(tr):.3f}", val_top1=f"{top1:.3f}",
@@ -293,6 +319,7 @@ class ContrastiveMapper(BaseEstimator):
             if (top1, -vloss) > (best[0], -best[1]):
                 best, best_epoch, wait = (top1, vloss), epoch, 0
                 best_state = copy.deepcopy(enc.state_dict())
+                best_tower = None if tower is None else copy.deepcopy(tower.state_dict())
             else:
                 wait += 1
                 if wait >= self.patience:
@@ -302,6 +329,9 @@ class ContrastiveMapper(BaseEstimator):
         # (pickled torch tensors carry memory addresses).
         self.encoder_state_ = {name: t.detach().cpu().numpy().copy()
                                for name, t in best_state.items()}
+        if tower is not None:
+            self.image_state_ = {name: t.detach().cpu().numpy().copy()
+                                 for name, t in best_tower.items()}
         self.encoder_dim_ = self.dim or k
         self.n_targets_ = k
         self.logit_scale_ = float(logit_scale.detach().cpu())
@@ -310,8 +340,8 @@ class ContrastiveMapper(BaseEstimator):
         self.val_top1_ = best[0]
         self.history_ = history
         self.n_val_rows_ = len(va)
-        log.info("contrastive: %d epochs in %.1f s, best epoch %d (validation top-1 %.3f in "
-                 "galleries of %d of the %d validation targets; %d rows)", len(history),
+        log.info("%s: %d epochs in %.1f s, best epoch %d (validation top-1 %.3f in "
+                 "galleries of %d of the %d validation targets; %d rows)", self.name, len(history),
                  time.perf_counter() - t0, best_epoch, best[0], n_gallery, len(va_ids), len(va))
 
     # ----------------------------------------------------------------------------------
@@ -331,6 +361,6 @@ class ContrastiveMapper(BaseEstimator):
         import torch
 
         check_is_fitted(self, "encoder_state_")
-        enc = build_encoder(self.n_features_in_, self.encoder_dim_, self.n_targets_, self.dropout)
+        enc, _ = self._towers(self.n_features_in_, self.n_targets_)
         enc.load_state_dict({k: torch.from_numpy(v) for k, v in self.encoder_state_.items()})
         return enc.eval()

@@ -26,12 +26,12 @@ from neurovision.retrieval import (
 from neurovision.stats import clopper_pearson, percentile_bootstrap, t_interval
 
 #: Keys of a subject's metrics that describe the run, not a score.
-DESCRIPTIVE = ("subject", "protocol", "mapper", "ci_method")
+DESCRIPTIVE = ("subject", "protocol", "mapper", "layer", "ci_method")
 #: What ``retrieval.json`` (the file DVC shows as metrics) keeps of a subject's or the
 #: summary's metrics: the scores people compare.  ``details.json`` holds all of them.
-HEADLINE = ("top1", "top1_ci_low", "top1_ci_high", "top5", "top5_ci_low", "top5_ci_high",
-            "top10", "two_way", "mean_rank", "n_test", "n_subjects", "top1_sd", "top5_sd",
-            "ideal_top1")
+HEADLINE = ("layer", "top1", "top1_ci_low", "top1_ci_high", "top5", "top5_ci_low",
+            "top5_ci_high", "top10", "two_way", "mean_rank", "n_test", "n_subjects",
+            "top1_sd", "top5_sd", "ideal_top1")
 #: Metrics that get a 95 % interval (``<key>_ci_low``, ``<key>_ci_high``).
 INTERVAL_KEYS = (*TOP_KS, *N_WAYS, "mean_rank")
 #: Suffixes of the interval keys: bootstrap or t (``_ci_``), Clopper-Pearson (``_exact_``).
@@ -87,6 +87,17 @@ def subject_intervals(scores: np.ndarray, *, resamples: int, seed: int) -> dict:
     return out
 
 
+def layer_metrics(info: dict) -> dict:
+    """What a subject's metrics say of the layer its mapper used (the train stage's info):
+    ``layer`` (a name, or names joined by ``+`` when fused) and, for ``train.layer:
+    select``, each candidate's validation top-1 as ``val_top1_<layer>``."""
+    layer = info["layer"]
+    out: dict = {"layer": "+".join(layer) if isinstance(layer, list) else layer}
+    for name, score in (info.get("val_top1") or {}).items():
+        out[f"val_top1_{name}"] = score
+    return out
+
+
 def headline(metrics: dict) -> dict:
     """The :data:`HEADLINE` keys of ``metrics`` that it has (a null value is left out)."""
     return {k: metrics[k] for k in HEADLINE if metrics.get(k) is not None}
@@ -133,6 +144,10 @@ def summarize(per_subject: list[dict]) -> dict:
     """
     first = per_subject[0]
     out: dict = {k: first[k] for k in ("protocol", "mapper") if k in first}
+    layers = list(dict.fromkeys(m["layer"] for m in per_subject if "layer" in m))
+    if layers:  # one layer for all, or (train.layer: select) each subject's own
+        out["layer"] = layers[0] if len(layers) == 1 else ",".join(
+            f"sub-{m['subject']}:{m['layer']}" for m in per_subject)
     out["n_subjects"] = len(per_subject)
     out["subjects"] = [m["subject"] for m in per_subject]
     for key, value in first.items():

@@ -199,7 +199,8 @@ class _ArrayStub:
                 raise pickle.UnpicklingError("object array state is not a list")
             arr = np.empty(len(data), dtype=object)
             arr[:] = [_materialize(x) for x in data]
-            self.array = arr.reshape(shape, order=order)
+            # numpy lists an object array's elements in C order, whatever its memory layout
+            self.array = arr.reshape(shape)
         else:
             if dtype.kind not in "biufcSU":
                 raise pickle.UnpicklingError(f"refused array dtype {dtype}")

@@ -14,6 +14,7 @@ from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPRegressor
 
+from neurovision.align import AlignMapper
 from neurovision.contrastive import ContrastiveMapper
 from neurovision.io import atomic_path
 from neurovision.params import TrainParams
@@ -33,10 +34,11 @@ def build_mapper(p: TrainParams) -> BaseEstimator:
                             max_iter=m.max_iter, early_stopping=True,
                             validation_fraction=p.val_fraction, n_iter_no_change=m.patience,
                             random_state=p.seed)
-    if p.mapper == "contrastive":
-        c = p.contrastive
+    if p.mapper in ("contrastive", "align"):
+        c = getattr(p, p.mapper)
         # Early stopping on a held-out share of the training concepts (never test data).
-        return ContrastiveMapper(dim=c.dim, dropout=c.dropout, batch_size=c.batch_size,
+        cls = ContrastiveMapper if p.mapper == "contrastive" else AlignMapper
+        return cls(dim=c.dim, dropout=c.dropout, batch_size=c.batch_size,
                                  learning_rate=c.learning_rate, weight_decay=c.weight_decay,
                                  epochs=c.epochs, patience=c.patience,
                                  temperature=c.temperature, val_fraction=p.val_fraction,

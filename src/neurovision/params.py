@@ -34,10 +34,12 @@ from neurovision.errors import ParamError
 
 Source = Literal["demo", "things-eeg2", "local"]
 EegKind = Literal["preprocessed"]  # data.eeg: which recordings the source provides
-Mapper = Literal["ridge", "pls", "mlp", "contrastive"]
+Mapper = Literal["ridge", "pls", "mlp", "contrastive", "align"]
 Target = Literal["image", "concept_mean", "text"]  # train.target
 Protocol = Literal["intra", "inter"]
 EmbedPrecision = Literal["float32", "bfloat16", "int8"]
+Pool = Literal["mean", "cls"]  # embed.pool
+FINAL = "final"
 
 SOURCES: tuple[str, ...] = typing.get_args(Source)
 MAPPERS: tuple[str, ...] = typing.get_args(Mapper)
@@ -61,6 +63,19 @@ Str = Annotated[str, Strict()]
 Bool = Annotated[bool, Strict()]
 Float = Annotated[float, BeforeValidator(_yaml_number), Strict()]  # ints are fine
 Finite = Annotated[Float, AllowInfNan(False)]
+
+
+Depth = Annotated[Float, Field(gt=0, lt=1)]
+#: a layer of the vision model: its final embedding, or a block at a relative depth
+Layer = Union[Literal["final"], Depth]
+LAYERS_TEXT = ("a non-empty list of layers, each 'final' or a relative depth in (0, 1), "
+               "none repeated")
+
+
+def layer_name(layer: str | float) -> str:
+    """``"final"``, or a depth as it is written (``0.5`` -> ``"0.5"``): a layer's folder
+    under ``embeds/`` and how ``train.layer`` names it."""
+    return FINAL if layer == FINAL else format(float(layer), "g")
 
 
 def _bad(got: Any, expected: Optional[str] = None, key: Optional[str] = None
@@ -184,6 +199,17 @@ class EmbedParams(_Section):
     threads: Optional[Int] = Field(None, ge=1)  # torch intra-op threads; null = all usable CPUs
     precision: EmbedPrecision = "float32"  # float32 (exact) | bfloat16 | int8 (faster, lossy)
     chunk_size: Int = Field(512, ge=1)  # images per resumable cache chunk
+    # the layers to extract, from one pass per image (README "Decoding quality")
+    layers: tuple[Layer, ...] = Field((FINAL,), description=LAYERS_TEXT)
+    pool: Pool = "mean"  # how a block's output becomes a vector: mean of the patches, or cls
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: tuple) -> tuple:
+        names = [layer_name(x) for x in v]
+        if not v or len(set(names)) != len(names):
+            raise _bad(list(v))
+        return v
 
 
 class PcaParams(_Section):
@@ -233,6 +259,10 @@ class ContrastiveParams(_Section):
 
 class TrainParams(_Section):
     mapper: Mapper = "ridge"
+    # which extracted layer(s) the mapper predicts: one of embed.layers, a list of them
+    # (fusion), or 'select' (the best on held-out training concepts)
+    layer: Union[Literal["select"], Layer, tuple[Layer, ...]] = Field(FINAL, description=(
+        "'final', a relative depth, a list of them, or 'select'"))
     protocol: Protocol = "intra"
     seed: Int = 0
     val_fraction: Float = Field(0.1, gt=0, lt=1)
@@ -240,7 +270,16 @@ class TrainParams(_Section):
     pls: PlsParams = PlsParams()
     mlp: MlpParams = MlpParams()
     contrastive: ContrastiveParams = ContrastiveParams()
+    align: ContrastiveParams = ContrastiveParams()  # the two towers (neurovision.align)
     target: Target = "image"
+
+    def layers(self) -> list[str]:
+        """The layer names ``train.layer`` uses ('select': every one of ``embed.layers``,
+        which the caller supplies)."""
+        if self.layer == "select":
+            raise ValueError("train.layer 'select' uses every layer of embed.layers")
+        chosen = self.layer if isinstance(self.layer, tuple) else (self.layer,)
+        return [layer_name(x) for x in chosen]
 
 
 class EvaluateParams(_Section):
@@ -262,6 +301,28 @@ class Params(_Section):
         if self.train.protocol == "inter" and len(self.data.subjects) < 2:
             raise _bad(self.train.protocol, "'intra' unless data.subjects lists at least 2 "
                        "subjects (inter trains on the others)", "train.protocol")
+        return self
+
+    @model_validator(mode="after")
+    def _layer_is_extracted(self) -> Params:
+        extracted = [layer_name(x) for x in self.embed.layers]
+        layer = self.train.layer
+        if layer == "select":
+            chosen = extracted
+        else:
+            chosen = self.train.layers()
+            missing = [c for c in chosen if c not in extracted]
+            if missing or (isinstance(layer, tuple) and len(set(chosen)) != len(chosen)):
+                raise _bad(list(layer) if isinstance(layer, tuple) else layer,
+                           f"layers among embed.layers {extracted}, none repeated, or "
+                           f"'select'", "train.layer")
+            if isinstance(layer, tuple) and len(chosen) < 2:
+                raise _bad(list(layer), "a list of at least 2 layers to fuse (or one layer "
+                           "without brackets)", "train.layer")
+        if self.train.target == "text" and chosen != [FINAL]:
+            raise _bad(self.train.target, "'image' or 'concept_mean' unless train.layer is "
+                       "'final' (text embeddings live in the final layer's space)",
+                       "train.target")
         return self
 
 

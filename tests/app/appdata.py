@@ -21,7 +21,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from conftest import TINY_DEMO, load_stage, write_params
-from neurovision.io import load_npy, save_npy
+from neurovision.io import load_npy, save_json, save_npy
 
 APP_DEMO = {**TINY_DEMO, "n_train_concepts": 12, "n_test": 12, "test_reps": 10}
 TOP_K = 5
@@ -38,7 +38,7 @@ def make_outputs(root: Path, subjects: tuple[int, ...] = (1, 2), top_k: int = TO
     rng = np.random.default_rng(0)
     gallery = rng.normal(size=(APP_DEMO["n_test"], 8))
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
-    save_npy(root / "embeds/pca/test.npy", gallery.astype(np.float32))
+    save_npy(root / "embeds/pca/test/final.npy", gallery.astype(np.float32))
     for s in subjects:
         load_stage("download").main([*prm, "--subject", str(s), "--out",
                                      str(root / f"data/raw/sub-{s}"), "--ceiling",
@@ -54,10 +54,12 @@ def make_outputs(root: Path, subjects: tuple[int, ...] = (1, 2), top_k: int = TO
         noisy = gallery + rng.normal(scale=0.6, size=gallery.shape)
         (root / "models").mkdir(exist_ok=True)
         joblib.dump(Ridge(alpha=1.0).fit(x, noisy), root / f"models/sub-{s}.joblib")
+        save_json(root / f"models/sub-{s}.json", {"layer": "final", "fused": False})
         load_stage("evaluate").main([
             *prm, "--subject", str(s), "--model", str(root / f"models/sub-{s}.joblib"),
+            "--info", str(root / f"models/sub-{s}.json"),
             "--features", str(root / f"data/features/test/sub-{s}.npy"),
-            "--gallery", str(root / "embeds/pca/test.npy"),
+            "--gallery", str(root / "embeds/pca/test"),
             "--metadata", str(root / "data/raw/images/image_metadata.npy"),
             "--ceiling", str(root / f"data/ceiling/sub-{s}.json"),
             "--out", str(root / f"metrics/subjects/sub-{s}")])
@@ -73,7 +75,7 @@ def make_bundle(root: Path, out: Path, image_size: int = 32) -> Path:
     load_stage("bundle").main([
         "--params", str(root / "params.yaml"),
         "--metadata", str(root / "data/raw/images/image_metadata.npy"),
-        "--images", str(root / "data/raw/images"), "--gallery", str(root / "embeds/pca/test.npy"),
+        "--images", str(root / "data/raw/images"),
         "--summary", str(root / "metrics/details.json"),
         "--results", str(root / "metrics/subjects"), "--eeg", str(root / "data/eeg"),
         "--info", str(root / "data/features/info"), "--features", str(root / "data/features/test"),

@@ -56,13 +56,13 @@ def test_bundle_contents(outputs, bundle):
 def test_bundle_from_an_unpacked_image_folder_is_the_same(outputs, bundle, tmp_path):
     root = unpack_images(copy_outputs(outputs, tmp_path / "p"))
     other = make_bundle(root, tmp_path / "from-folder")
-    for name in ("test_images.zip", "metadata.json", "gallery.npy", "sub-1/erp.npy"):
+    for name in ("test_images.zip", "metadata.json", "sub-1/gallery.npy", "sub-1/erp.npy"):
         assert (other / name).read_bytes() == (bundle / name).read_bytes(), name
 
 
 def test_bundle_refuses_bad_settings_and_short_inputs(outputs, tmp_path):
     args = dict(subjects=[1], top_k=TOP_K, metadata=outputs / "data/raw/images/image_metadata.npy",
-                images=outputs / "data/raw/images", gallery=outputs / "embeds/pca/test.npy",
+                images=outputs / "data/raw/images",
                 summary=outputs / "metrics/details.json", results=outputs / "metrics/subjects",
                 eeg=outputs / "data/eeg", info=outputs / "data/features/info",
                 features=outputs / "data/features/test", models=outputs / "models")
@@ -70,9 +70,11 @@ def test_bundle_refuses_bad_settings_and_short_inputs(outputs, tmp_path):
         export_bundle(tmp_path / "b", **args, image_size=8)
     with pytest.raises(DataError, match=r"JPEG quality must be in 1\.\.95, got 100"):
         export_bundle(tmp_path / "b", **args, quality=100)
-    np.save(tmp_path / "short.npy", np.zeros((N_TEST - 1, 8), np.float32))
-    with pytest.raises(DataError, match=f"{N_TEST - 1} embeddings, .* lists {N_TEST} test"):
-        export_bundle(tmp_path / "b", **{**args, "gallery": tmp_path / "short.npy"})
+    short = copy_outputs(outputs, tmp_path / "short")
+    np.save(short / "metrics/subjects/sub-1/gallery.npy", np.zeros((N_TEST - 1, 8), np.float32))
+    with pytest.raises(DataError, match=f"gallery.npy: {N_TEST - 1} embeddings, .* lists "
+                                        f"{N_TEST} test"):
+        export_bundle(tmp_path / "b", **{**args, "results": short / "metrics/subjects"})
     assert not (tmp_path / "b").exists()  # nothing half-written
 
 
@@ -80,7 +82,7 @@ def test_bundle_stage_is_declared_with_its_inputs():
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["bundle"]
     assert spec["outs"] == ["bundle"]
     assert {"data.subjects", "evaluate.top_k"} <= set(spec["params"])
-    for arg in ("--metadata", "--images", "--gallery", "--summary", "--results", "--eeg",
+    for arg in ("--metadata", "--images", "--summary", "--results", "--eeg",
                 "--info", "--features", "--models", "--out"):
         value = spec["cmd"].split(arg + " ")[1].split()[0]
         assert value == "bundle" or any(value == d or value.startswith(d.rstrip("/") + "/")

@@ -62,13 +62,13 @@ def test_check_trials_names_the_problem():
 
 
 def test_check_manifest_refuses_other_formats_and_versions():
-    good = {"format": BUNDLE_FORMAT, "version": 2, "subjects": [1]}
+    good = {"format": BUNDLE_FORMAT, "version": 3, "subjects": [1]}
     assert check_manifest(good, "m.json") is good
     with pytest.raises(DataError, match=r"m\.json: expected format 'neurovision-bundle', got 'x'"):
         check_manifest({**good, "format": "x"}, "m.json")
     with pytest.raises(DataError, match="got \\[1, 2\\]"):
         check_manifest([1, 2], "m.json")
-    with pytest.raises(DataError, match="expected bundle version 2, got 1; rebuild"):
+    with pytest.raises(DataError, match="expected bundle version 3, got 1; rebuild"):
         check_manifest({**good, "version": 1}, "m.json")
 
 

@@ -98,7 +98,7 @@ def test_erp_is_the_average_over_repetitions(outputs, bundle, kind):
 @pytest.mark.parametrize("kind", ["pipeline", "bundle"])
 def test_trial_scores_are_cosines_of_the_saved_mapper(outputs, bundle, kind):
     src = open_source(kind, outputs, bundle)
-    gallery = np.load(outputs / "embeds/pca/test.npy").astype(np.float64)
+    gallery = np.load(outputs / "embeds/pca/test/final.npy").astype(np.float64)
     gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
     for s in SUBJECTS:
         assert src.can_score(s)
@@ -209,7 +209,7 @@ def test_missing_bundle_file_names_the_bundle_stage(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("change, match", [
-    ({"version": 99}, "expected bundle version 2, got 99"),
+    ({"version": 99}, "expected bundle version 3, got 99"),
     ({"format": "other"}, "expected format 'neurovision-bundle', got 'other'"),
 ])
 def test_bundle_of_another_format_is_refused(bundle, tmp_path, change, match):

@@ -378,10 +378,11 @@ ROWS = [
     # ---- pca -------------------------------------------------------------------------------
     Row("more-components-than-samples", "pca", params(pca={"n_components": N_TRAIN + 1}),
         r"params: pca\.n_components", rf"expected at most {N_TRAIN}", rf"got {N_TRAIN + 1}"),
-    Row("truncated-embeddings", "pca", truncate("embeds/clip/train.npy", 0.5),
-        r"embeds/clip/train\.npy", r"expected a plain \.npy array", r"got"),
-    Row("embedding-dims-differ", "pca", edit_npy("embeds/clip/test.npy", lambda x: x[:, :256]),
-        r"embeds/clip/test\.npy", r"expected 512 dimensions", r"got shape \(8, 256\)"),
+    Row("truncated-embeddings", "pca", truncate("embeds/clip/final/train.npy", 0.5),
+        r"embeds/clip/final/train\.npy", r"expected a plain \.npy array", r"got"),
+    Row("embedding-dims-differ", "pca",
+        edit_npy("embeds/clip/final/test.npy", lambda x: x[:, :256]),
+        r"embeds/clip/final/test\.npy", r"expected 512 dimensions", r"got shape \(8, 256\)"),
     # ---- trainset --------------------------------------------------------------------------
     Row("training-features-missing", "trainset@1", remove("data/features/train/sub-1.npy"),
         r"data/features/train/sub-1\.npy", r"expected", r"not found"),
@@ -391,11 +392,12 @@ ROWS = [
     Row("negative-alpha", "train@1", params(train={"ridge": {"alpha": -1.0}}),
         r"params: train\.ridge\.alpha", r"expected a finite number >= 0", r"got -1\.0"),
     Row("fewer-training-embeddings", "train@1",
-        edit_npy("embeds/pca/train.npy", lambda x: x[:-1]), r"embeds/pca/train\.npy",
+        edit_npy("embeds/pca/train/final.npy", lambda x: x[:-1]),
+        r"embeds/pca/train/final\.npy",
         rf"expected {N_TRAIN}", rf"got {N_TRAIN - 1}"),
     Row("more-training-embeddings", "train@1",
-        edit_npy("embeds/pca/train.npy", lambda x: np.concatenate([x, x[:1]])),
-        r"embeds/pca/train\.npy", rf"expected {N_TRAIN}", rf"got {N_TRAIN + 1}"),
+        edit_npy("embeds/pca/train/final.npy", lambda x: np.concatenate([x, x[:1]])),
+        r"embeds/pca/train/final\.npy", rf"expected {N_TRAIN}", rf"got {N_TRAIN + 1}"),
     # ---- evaluate --------------------------------------------------------------------------
     Row("metadata-lists-fewer-test-images", "evaluate@1", edit_metadata(drop_last_test_image),
         r"image_metadata\.npy", r"expected the same number",
@@ -404,7 +406,8 @@ ROWS = [
         edit_npy("data/features/test/sub-1.npy", lambda x: x[:, :-3]),
         r"data/features/test/sub-1\.npy", r"expected \d+ features", r"got \d+"),
     Row("gallery-dims-differ", "evaluate@1",
-        edit_npy("embeds/pca/test.npy", lambda x: x[:, :4]), r"embeds/pca/test\.npy",
+        edit_npy("embeds/pca/test/final.npy", lambda x: x[:, :4]),
+        r"embeds/pca/test/final\.npy",
         rf"expected {PCA_DIM} dimensions", r"got 4"),
     Row("ceiling-not-json", "evaluate@1", write_bytes("data/ceiling/sub-1.json", b"{top1: "),
         r"data/ceiling/sub-1\.json", r"expected JSON", r"got"),
@@ -544,8 +547,8 @@ def test_unusual_image_modes_embed_like_their_rgb_equivalents(good: Path, ws: Pa
     cmd, _ = pipeline_stages(params_)["embed"]
     proc = run_stage(ws, cmd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    test = np.load(ws / "embeds/clip/test.npy")
-    train = np.load(ws / "embeds/clip/train.npy")
+    test = np.load(ws / "embeds/clip/final/test.npy")
+    train = np.load(ws / "embeds/clip/final/train.npy")
     assert np.isfinite(test).all()
     np.testing.assert_allclose(np.linalg.norm(test, axis=1), 1, atol=1e-5)
     sims = test[: len(cases)] @ train[: len(cases)].T

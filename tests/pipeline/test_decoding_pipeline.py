@@ -56,7 +56,7 @@ def test_exp_run_contrastive(project, target):
 
 def _expected_targets(root, target: str) -> np.ndarray:
     """The rows' targets, computed here from the stage outputs without the project's code."""
-    pca_train = np.load(root / "embeds/pca/train.npy")
+    pca_train = np.load(root / "embeds/pca/train/final.npy")
     rows = np.load(root / "data/trainsets/sub-1/image_index.npy")
     meta = np.load(root / "data/raw/images/image_metadata.npy", allow_pickle=True).item()
     concepts = list(meta["train_img_concepts"])  # our own demo file: safe to unpickle here
@@ -68,7 +68,7 @@ def _expected_targets(root, target: str) -> np.ndarray:
     else:
         text = np.load(root / "embeds/text/train.npy")
         names = json.loads((root / "embeds/text/provenance.json").read_text())["concepts"]
-        pca = joblib.load(root / "models/pca.joblib")  # written by the pca stage
+        pca = joblib.load(root / "models/pca/final.joblib")  # written by the pca stage
         projected = (text - pca.mean_) @ pca.components_.T
         per_image = np.stack([projected[names.index(c)] for c in concepts])
     return per_image[rows]

@@ -55,7 +55,8 @@ def _restore(root) -> None:
 @pytest.mark.parametrize("change, message", [
     (lambda p: p["erp"].update(tmaxx=0.5), r"unknown key 'erp\.tmaxx'.*did you mean 'tmax'"),
     (lambda p: p["train"].update(mapper="lasso"),
-     r"train\.mapper: expected one of \['ridge', 'pls', 'mlp', 'contrastive'\], got 'lasso'"),
+     r"train\.mapper: expected one of \['ridge', 'pls', 'mlp', 'contrastive', 'align'\], "
+     r"got 'lasso'"),
     (lambda p: p["train"].update(maper="ridge"), r"unknown key 'train\.maper'.*did you mean "
                                                  r"'mapper'"),
     (lambda p: p["embed"].update(model="ViT-Q-99"), r"embed\.model: expected an OpenCLIP model"),
@@ -80,7 +81,7 @@ def test_dvc_exp_run_with_a_bad_mapper_gives_the_projects_message(project):
     proc = dvc(project, "exp", "run", "-S", "train.mapper=lasso", check=False)
     try:
         assert proc.returncode != 0
-        assert "train.mapper: expected one of ['ridge', 'pls', 'mlp', 'contrastive']" in (
+        assert "train.mapper: expected one of ['ridge', 'pls', 'mlp', 'contrastive', 'align']" in (
             proc.stdout + proc.stderr)
         assert snapshot(project) == before
         # DVC's own behaviour, documented in the README: the failed experiment's -S value

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, TINY_DEMO, load_stage, write_params
-from neurovision.io import load_npy, load_npy_dict, save_npy, save_npy_dict
+from neurovision.io import load_npy, load_npy_dict, save_json, save_npy, save_npy_dict
 from neurovision.release import load_metadata
 from neurovision.retrieval import l2_normalize
 
@@ -31,7 +31,8 @@ DVC = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 #: nothing inside them and no folder that holds them.
 TEST_PATHS = ("data/raw/sub-1/preprocessed_eeg_test.npy",
               "data/eeg/sub-1/preprocessed_eeg_test.npy", "data/features/test/sub-1.npy",
-              "embeds/clip/test.npy", "embeds/pca/test.npy", "data/ceiling/sub-1.json")
+              "embeds/clip/final/test.npy", "embeds/pca/test/final.npy",
+              "data/ceiling/sub-1.json")
 
 
 def overlaps(dep: str, path: str) -> bool:
@@ -58,10 +59,13 @@ def fake_clip(images_dir: Path, out: Path, seed: int) -> None:
     """Stand-in for the embed stage: fixed random unit vectors per image."""
     meta = load_metadata(images_dir / "image_metadata.npy")
     rng = np.random.default_rng(seed)
-    for split in ("train", "test"):
-        n = len(meta[f"{split}_img_files"])
-        save_npy(out / f"{split}.npy",
-                 l2_normalize(rng.normal(size=(n, 512))).astype(np.float32))  # ViT-B-32 width
+    widths = {"final": 512, "0.5": 384}  # ViT-B-32's embedding, a ViT-S block's width
+    for layer, width in widths.items():
+        for split in ("train", "test"):
+            n = len(meta[f"{split}_img_files"])
+            save_npy(out / layer / f"{split}.npy",
+                     l2_normalize(rng.normal(size=(n, width))).astype(np.float32))
+    save_json(out / "provenance.json", {"layers": {k: {"width": w} for k, w in widths.items()}})
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +74,7 @@ def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("leakage")
     write_params(root / "params.yaml",
                  data={"source": "demo", "subjects": [1], "local_dir": None, "demo": TINY_DEMO},
-                 pca={"n_components": 8})
+                 pca={"n_components": 8}, embed={"layers": ["final", 0.5]})
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         for name in ("check", "download_images", "download", "preprocess", "erp", "pool",
@@ -82,10 +86,11 @@ def workdir(tmp_path_factory):
     return root
 
 
-def set_train(root: Path, mapper: str, target: str) -> None:
+def set_train(root: Path, mapper: str, target: str, layer: str | float = "final") -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["train"].update(mapper=mapper, target=target)
+    params["train"].update(mapper=mapper, target=target, layer=layer)
     params["train"]["contrastive"].update(FAST_CONTRASTIVE)
+    params["train"]["align"].update(FAST_CONTRASTIVE)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
@@ -111,24 +116,26 @@ def test_train_stage_deps_hold_no_test_data():
         dep = dep.replace("${item}", "1")
         assert not any(overlaps(dep, t) for t in TEST_PATHS), dep
     # the check itself: a parent folder of test data, or the test file, would be caught
-    assert overlaps("data/eeg", TEST_PATHS[1]) and overlaps("embeds/pca/test.npy", TEST_PATHS[4])
-    assert not overlaps("embeds/pca/train.npy", TEST_PATHS[4])
+    assert overlaps("data/eeg", TEST_PATHS[1]) and overlaps("embeds/pca/test", TEST_PATHS[4])
+    assert overlaps("embeds/pca", TEST_PATHS[4]) and not overlaps("embeds/pca/train", TEST_PATHS[4])
     # and its command names no other input than its deps
     argv = stage_argv("train")
     inputs = [a for a in argv if "/" in a and not a.startswith("models/sub-")]
     assert set(inputs) <= {d.replace("${item}", "1") for d in deps}, inputs
 
 
-@pytest.mark.parametrize("mapper, target", [("ridge", "image"), ("mlp", "concept_mean"),
-                                            ("contrastive", "image"),
-                                            ("contrastive", "text")])
-def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper, target):
+@pytest.mark.parametrize("mapper, target, layer", [
+    ("ridge", "image", "final"), ("mlp", "concept_mean", "final"),
+    ("contrastive", "image", "final"), ("contrastive", "text", "final"),
+    ("align", "image", 0.5), ("ridge", "image", "select"), ("align", "concept_mean", "select"),
+    ("ridge", "image", ["final", 0.5])])
+def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper, target, layer):
     """Test EEG and test embeddings replaced by other values, then deleted: the train
-    stage writes the same bytes."""
+    stage writes the same bytes (the model and its info: the layer it chose, and why)."""
     root = tmp_path / "p"
     shutil.copytree(workdir, root)
     monkeypatch.chdir(root)
-    set_train(root, mapper, target)
+    set_train(root, mapper, target, layer)
     run_stage("train")
     before = train_outputs(root)
     # 1. different test values at the source, propagated by the upstream stages
@@ -137,18 +144,19 @@ def test_train_output_ignores_test_arrays(workdir, tmp_path, monkeypatch, mapper
     d["preprocessed_eeg_data"] = np.random.default_rng(1).normal(
         size=d["preprocessed_eeg_data"].shape) * 7 + 3
     save_npy_dict(raw, d)
-    clip_test = load_npy(root / "embeds/clip/test.npy")
-    save_npy(root / "embeds/clip/test.npy", clip_test[::-1] * -1)
+    for name in ("final", "0.5"):
+        clip_test = load_npy(root / f"embeds/clip/{name}/test.npy")
+        save_npy(root / f"embeds/clip/{name}/test.npy", clip_test[::-1] * -1)
     rename_test_entries(root)  # the test entries of the metadata, too
     for name in ("erp", "pool", "trainset", "pca", "train"):
         if name in DVC:
             run_stage(name)
-    assert not np.array_equal(load_npy(root / "embeds/pca/test.npy")[0],
-                              load_npy(workdir / "embeds/pca/test.npy")[0])
+    assert not np.array_equal(load_npy(root / "embeds/pca/test/final.npy")[0],
+                              load_npy(workdir / "embeds/pca/test/final.npy")[0])
     assert train_outputs(root) == before
     # 2. no test data at all
-    for p in (raw, root / "data/features/test", root / "embeds/pca/test.npy",
-              root / "embeds/clip/test.npy"):
+    for p in (raw, root / "data/features/test", root / "embeds/pca/test",
+              root / "embeds/clip/final/test.npy", root / "embeds/clip/0.5/test.npy"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
     run_stage("train")
     assert train_outputs(root) == before

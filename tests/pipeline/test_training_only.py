@@ -5,7 +5,7 @@ import numpy as np
 
 from conftest import TINY_DEMO, load_stage, write_params
 from neurovision import demo
-from neurovision.io import load_npy, load_npy_dict, save_npy, save_npy_dict
+from neurovision.io import load_npy, load_npy_dict, save_json, save_npy, save_npy_dict
 from neurovision.params import DemoParams
 
 
@@ -39,19 +39,21 @@ def test_pca_fitted_on_training_embeddings_only(tmp_path):
     rng = np.random.default_rng(0)
     emb = tmp_path / "emb"
     train = rng.normal(size=(50, 12)).astype(np.float32)
-    save_npy(emb / "train.npy", train)
-    save_npy(emb / "test.npy", rng.normal(size=(10, 12)).astype(np.float32))
+    save_npy(emb / "final" / "train.npy", train)
+    save_npy(emb / "final" / "test.npy", rng.normal(size=(10, 12)).astype(np.float32))
+    save_json(emb / "provenance.json", {"layers": {"final": {}}})
 
     def run(tag):
         load_stage("pca").main(["--params", str(tiny_params), "--embeds", str(emb),
-                                "--out-train", str(tmp_path / tag / "train.npy"),
-                                "--out-test", str(tmp_path / tag / "test.npy"),
-                                "--model", str(tmp_path / tag / "pca.joblib")])
-        return joblib.load(tmp_path / tag / "pca.joblib"), load_npy(tmp_path / tag / "train.npy")
+                                "--out-train", str(tmp_path / tag / "train"),
+                                "--out-test", str(tmp_path / tag / "test"),
+                                "--models", str(tmp_path / tag / "models")])
+        return (joblib.load(tmp_path / tag / "models" / "final.joblib"),
+                load_npy(tmp_path / tag / "train" / "final.npy"))
 
     pca_a, out_a = run("a")
     np.testing.assert_allclose(pca_a.mean_, train.mean(0), rtol=1e-5)
-    save_npy(emb / "test.npy", (rng.normal(size=(10, 12)) * 5 + 7).astype(np.float32))
+    save_npy(emb / "final" / "test.npy", (rng.normal(size=(10, 12)) * 5 + 7).astype(np.float32))
     pca_b, out_b = run("b")
     np.testing.assert_array_equal(pca_a.components_, pca_b.components_)
     np.testing.assert_array_equal(out_a, out_b)

@@ -27,7 +27,7 @@ from neurovision.vision.encoder import load_encoder
 MODEL = "ViT-S-32"  # the smallest OpenCLIP ViT: keeps these tests quick
 
 
-OUTPUTS = ("train.npy", "test.npy", "provenance.json")
+OUTPUTS = ("final/train.npy", "final/test.npy", "provenance.json")
 
 
 def _stage_cmd(root: Path, out: str, cache: str) -> list[str]:

@@ -6,8 +6,8 @@ Layout (:data:`neurovision.app.layout.BUNDLE_FILES`)::
     details.json         the summary metrics (copy of metrics/details.json)
     metadata.json        test image files and concepts, gallery order (plain JSON, no pickle)
     test_images.zip      the test images re-encoded as small JPEGs, release member names
-    gallery.npy          test-image embeddings the mapper predicts (float32)
-    sub-N/               details.json, trials.json, topk.csv, ranks.csv, info.json (copies),
+    sub-N/               details.json, trials.json, gallery.npy (the gallery evaluate ranked),
+                         topk.csv, ranks.csv, info.json (copies),
                          erp.npy (repetition-averaged test EEG, float16) + erp.json (channels,
                          times), features.npy (test ERP features), mapper.joblib (copy)
 """
@@ -54,12 +54,13 @@ def write_images_zip(path: Path, source: ImageSource, members: Sequence[str], si
 
 
 def export_bundle(out: str | Path, *, subjects: Sequence[int], top_k: int, metadata: Path,
-                  images: Path, gallery: Path, summary: Path, results: Path, eeg: Path,
+                  images: Path, summary: Path, results: Path, eeg: Path,
                   info: Path, features: Path, models: Path, image_size: int = 160,
                   quality: int = 85) -> dict:
     """Write the bundle to ``out`` (atomically) and return its manifest.
 
-    Inputs follow dvc.yaml's layout: ``results/sub-N/*`` (evaluate@N), ``eeg/sub-N/
+    Inputs follow dvc.yaml's layout: ``results/sub-N/*`` (evaluate@N, with the gallery it
+    ranked), ``eeg/sub-N/
     preprocessed_eeg_test.npy`` (download@N), ``info/sub-N.json`` and ``features/sub-N.npy``
     (erp@N), ``models/sub-N.joblib`` (train@N).
     """
@@ -70,16 +71,11 @@ def export_bundle(out: str | Path, *, subjects: Sequence[int], top_k: int, metad
     meta = load_metadata(metadata)
     files, concepts = meta["test_img_files"], meta["test_img_concepts"]
     n_test = len(files)
-    gal = load_npy(gallery)
-    if len(gal) != n_test:
-        raise DataError(f"{gallery}: {len(gal)} embeddings, {metadata} lists {n_test} test "
-                        f"images; expected the same number")
     with atomic_dir(out) as tmp:
         save_json(tmp / BUNDLE_FILES["metadata"],
                   {"test_img_files": list(files), "test_img_concepts": list(concepts)})
         write_images_zip(tmp / BUNDLE_FILES["test_images"], ImageSource(images, "test"),
                          image_members(meta, "test"), image_size, quality)
-        save_npy(tmp / BUNDLE_FILES["gallery"], gal.astype(np.float32))
         shutil.copyfile(summary, tmp / BUNDLE_FILES["summary"])
         for s in subjects:
             _export_subject(tmp, s, n_test, results=results, eeg=eeg, info=info,
@@ -113,6 +109,11 @@ def _export_subject(tmp: Path, s: int, n_test: int, *, results: Path, eeg: Path,
         if not src.is_file():
             raise DataError(f"{src}: file not found (run the stage that writes it: dvc repro)")
         shutil.copyfile(src, dest(key))
+    gallery = load_npy(res / "gallery.npy")
+    if len(gallery) != n_test:
+        raise DataError(f"{res / 'gallery.npy'}: {len(gallery)} embeddings, the metadata lists "
+                        f"{n_test} test images; expected the same number")
+    save_npy(dest("gallery"), gallery.astype(np.float32))
     x = load_npy(Path(features) / f"sub-{s}.npy")
     if len(x) != n_test:
         raise DataError(f"{Path(features) / f'sub-{s}.npy'}: {len(x)} test ERPs, expected "

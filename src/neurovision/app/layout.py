@@ -28,12 +28,12 @@ PIPELINE_FILES: dict[str, tuple[str, str | None]] = {
     "eeg": ("data/eeg/sub-{s}/preprocessed_eeg_test.npy", "preprocess@{s}"),
     "info": ("data/features/info/sub-{s}.json", "erp@{s}"),
     "features": ("data/features/test/sub-{s}.npy", "erp@{s}"),
-    "gallery": ("embeds/pca/test.npy", "pca"),
+    "gallery": ("metrics/subjects/sub-{s}/gallery.npy", "evaluate@{s}"),
     "mapper": ("models/sub-{s}.joblib", "train@{s}"),
 }
 
 BUNDLE_FORMAT = "neurovision-bundle"
-BUNDLE_VERSION = 2  # 2: the metrics files are details.json
+BUNDLE_VERSION = 3  # 2: the metrics files are details.json; 3: a gallery per subject
 
 #: logical name -> path inside a bundle directory (all written by the ``bundle`` stage).
 BUNDLE_FILES: dict[str, str] = {
@@ -49,7 +49,7 @@ BUNDLE_FILES: dict[str, str] = {
     "erp_info": "sub-{s}/erp.json",
     "info": "sub-{s}/info.json",
     "features": "sub-{s}/features.npy",
-    "gallery": "gallery.npy",
+    "gallery": "sub-{s}/gallery.npy",
     "mapper": "sub-{s}/mapper.joblib",
 }
 

@@ -261,7 +261,8 @@ class Source(ABC):
         """
         x = self._cached(("features", subject),
                          lambda: load_npy(self._require("features", subject)))
-        gallery = self._cached(("gallery",), lambda: load_npy(self._require("gallery")))
+        gallery = self._cached(("gallery", subject),
+                               lambda: load_npy(self._require("gallery", subject)))
         # our own output (written by train@N or copied by the bundle stage)
         mapper = self._cached(("mapper", subject),
                               lambda: load_mapper(self._require("mapper", subject)))

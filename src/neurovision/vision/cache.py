@@ -16,7 +16,7 @@ import numpy as np
 
 from neurovision.io import file_hashes, save_npy
 from neurovision.vision.encoder import Encoder
-from neurovision.vision.forward import FORWARD_ENCODE_IMAGE
+from neurovision.vision.features import FORWARD_ENCODE_IMAGE
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ def chunk_config(encoder: Encoder, *, precision: str = "float32", blur_sigma: fl
 
     Model, weights (tag, checkpoint content, or random-init seed), transform, blur,
     precision, batch size and torch's thread count (each can change the last bits of a
-    matmul: how a reduction is split differs), the forward path (:func:`forward_path`) and
-    the library versions.  The number of decoding workers does not enter: it does not
+    matmul: how a reduction is split differs), ``forward`` (for the final embedding the path
+    :func:`~neurovision.vision.features.forward_path` chose; for a block, which block and
+    pooling) and the library versions.  The number of decoding workers does not enter: it does not
     change the result.
     """
     import open_clip

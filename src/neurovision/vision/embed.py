@@ -15,12 +15,14 @@ from neurovision.images import ImageSource
 from neurovision.retrieval import l2_normalize
 from neurovision.vision.cache import ChunkCache, chunk_config, chunk_key
 from neurovision.vision.encoder import PRECISIONS, Encoder, inference_model
-from neurovision.vision.forward import (
+from neurovision.vision.features import (
+    FINAL,
     FORWARD_CLASS_TOKEN,
     FORWARD_ENCODE_IMAGE,
+    Tap,
     _class_token_vit,
     forward_path,
-    image_forward,
+    run_blocks,
 )
 from neurovision.vision.runtime import torch_threads, usable_cpus
 
@@ -46,27 +48,31 @@ class _Dataset:
         return self.preprocess(img)
 
 
-def embed_images(encoder: Encoder, source: ImageSource, members: Sequence[str],
-                 batch_size: int = 64, num_workers: int = 0, progress: bool = True, *,
-                 threads: int | None = None, precision: str = "float32",
-                 blur_sigma: float = 0.0, cache_dir: str | Path | None = None,
-                 chunk_size: int = 512, report: dict | None = None) -> np.ndarray:
-    """L2-normalised float32 image embeddings (n_images, dim), in ``members`` order.
+def embed_layers(encoder: Encoder, source: ImageSource, members: Sequence[str],
+                 taps: Sequence[Tap], batch_size: int = 64, num_workers: int = 0,
+                 progress: bool = True, *, threads: int | None = None,
+                 precision: str = "float32", blur_sigma: float = 0.0,
+                 cache_dir: str | Path | None = None, chunk_size: int = 512,
+                 report: dict | None = None) -> dict[str, np.ndarray]:
+    """L2-normalised float32 features (n_images, width) of every tap, in ``members`` order.
 
     Images are read straight from the source and decoded + preprocessed in ``num_workers``
-    worker processes (0: in this process) while this process encodes batches of
-    ``batch_size`` under ``torch.inference_mode`` with ``threads`` intra-op threads (None:
-    all usable CPUs; the previous setting is restored afterwards).  A ``precision`` other
-    than float32 is lossy and logged; :func:`precision_fidelity` measures the loss.
+    worker processes (0: in this process) while this process runs batches of ``batch_size``
+    through the model once for all taps (:func:`neurovision.vision.features.run_blocks`)
+    under ``torch.inference_mode`` with ``threads`` intra-op threads (None: all usable
+    CPUs; the previous setting is restored afterwards).  A ``precision`` other than float32
+    is lossy and logged; :func:`precision_fidelity` measures the loss.
 
     With ``cache_dir``, the images are processed in chunks of ``chunk_size`` consecutive
-    members; each finished chunk is stored under :func:`chunk_key` and found chunks are not
-    recomputed, so an interrupted run resumes where it stopped, and its result is
-    byte-identical to an uninterrupted run's (batches never straddle chunks, so every
-    image is encoded in the same batch either way).
+    members; each finished chunk of each tap is stored under :func:`chunk_key` and found
+    chunks are not recomputed (a layer added later costs only its own pass, which stops at
+    its block), so an interrupted run resumes where it stopped, and its result is
+    byte-identical to an uninterrupted run's (batches never straddle chunks, so every image
+    is encoded in the same batch either way).
 
-    The forward pass is the fastest exact one available (:func:`forward_path`); the path
-    taken enters the cache keys and, with ``report``, is stored in ``report["forward"]``.
+    The final embedding takes the fastest exact path available (:func:`forward_path`); the
+    path taken enters its cache keys and, with ``report``, is stored in
+    ``report["forward"]``.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -79,6 +85,7 @@ def embed_images(encoder: Encoder, source: ImageSource, members: Sequence[str],
     source.check(members)
     if chunk_size < 1 or batch_size < 1:
         raise ValueError(f"{chunk_size=} and {batch_size=} must be >= 1")
+    taps = list(taps)
     bounds = [(s, min(s + chunk_size, len(members))) for s in range(0, len(members), chunk_size)]
     n_threads = usable_cpus() if threads is None else threads
     cache = ChunkCache(cache_dir) if cache_dir is not None else None
@@ -86,37 +93,41 @@ def embed_images(encoder: Encoder, source: ImageSource, members: Sequence[str],
         cache.sweep()
         prints = source.fingerprints(members)
 
-    def lookup(forward: str) -> tuple[list | None, list]:
-        """Chunk keys for ``forward`` and the chunks already in the cache (None: missing)."""
+    def lookup(tap: Tap, forward: str) -> tuple[list | None, list]:
+        """Chunk keys of ``tap`` and its chunks already in the cache (None: missing)."""
         if cache is None:
             return None, [None] * len(bounds)
         config = chunk_config(encoder, precision=precision, blur_sigma=blur_sigma,
-                              batch_size=batch_size, forward=forward, threads=n_threads)
+                              batch_size=batch_size, threads=n_threads,
+                              forward=forward if tap.block is None else tap.describe())
         keys = [chunk_key(config, members[s:e], prints[s:e]) for s, e in bounds]
         return keys, [cache.load(keys[i], e - s) for i, (s, e) in enumerate(bounds)]
 
     # The path the model's structure calls for; the probe below confirms it before use.
     forward = (FORWARD_CLASS_TOKEN if _class_token_vit(encoder.model) else FORWARD_ENCODE_IMAGE)
-    keys, parts = lookup(forward)
-    if any(p is None for p in parts):
+    keys, parts = {}, {}
+    for tap in taps:
+        keys[tap.name], parts[tap.name] = lookup(tap, forward)
+    if any(p is None for tap in taps for p in parts[tap.name]):
         with torch_threads(threads), torch.inference_mode():
             model, dtype = inference_model(encoder, precision)
             path = forward_path(encoder.model)
-            encode = image_forward(model, path)
         if path != forward:
             forward = path
-            keys, parts = lookup(forward)
+            for tap in taps:
+                if tap.block is None:
+                    keys[tap.name], parts[tap.name] = lookup(tap, forward)
     if report is not None:
         report["forward"] = forward
-    n_hit = sum(p is not None for p in parts)
+    # per chunk, the taps it still lacks; batches never straddle a chunk boundary
+    missing = [[t for t in taps if parts[t.name][i] is None] for i in range(len(bounds))]
+    n_hit = sum(len(taps) - len(m) for m in missing)
     if cache is not None and n_hit:
-        log.info("embed: %d of %d chunks (%d of %d images) found in the cache %s", n_hit,
-                 len(bounds), sum(len(p) for p in parts if p is not None), len(members),
-                 cache.root)
-    # Batches never straddle a chunk boundary; owner[b] is the chunk of batch b.
+        log.info("embed: %d of %d chunks found in the cache %s", n_hit,
+                 len(bounds) * len(taps), cache.root)
     batches, owner = [], []
     for i, (s, e) in enumerate(bounds):
-        if parts[i] is None:
+        if missing[i]:
             for b in range(s, e, batch_size):
                 batches.append(list(range(b, min(b + batch_size, e))))
                 owner.append(i)
@@ -125,23 +136,41 @@ def embed_images(encoder: Encoder, source: ImageSource, members: Sequence[str],
         if precision != "float32":
             log.warning("embed: %s inference: faster, not exact (see precision_fidelity)",
                         precision)
-        log.info("embed: %d images, forward pass: %s", len(members) - done, forward)
+        wanted = sorted({t.name for m in missing for t in m},
+                        key=[t.name for t in taps].index)
+        log.info("embed: %d images, layers %s (%s), final embedding: %s",
+                 len(members) - done, wanted,
+                 "; ".join(t.describe() for t in taps if t.name in wanted), forward)
         loader = DataLoader(_Dataset(source, members, encoder.preprocess, blur_sigma),
                             batch_sampler=batches, num_workers=min(num_workers, len(batches)))
-        pending: list[np.ndarray] = []
+        pending: dict[str, list[np.ndarray]] = {}
         with torch_threads(threads), torch.inference_mode(), \
                 tqdm(total=len(members), initial=done, unit="img", desc="embed",
                      disable=not progress) as bar:
             for b, batch in enumerate(loader):
-                n = len(batch)
-                pending.append(encode(batch.to(dtype)).float().cpu().numpy())
-                bar.update(n)
-                if b + 1 == len(batches) or owner[b + 1] != owner[b]:
-                    parts[owner[b]] = np.concatenate(pending, axis=0)
-                    pending = []
-                    if cache is not None:
-                        cache.save(keys[owner[b]], parts[owner[b]])
-    return l2_normalize(np.concatenate(parts, axis=0)).astype(np.float32)
+                chunk = owner[b]
+                out = run_blocks(model, batch.to(dtype), missing[chunk],
+                                 class_token=forward == FORWARD_CLASS_TOKEN)
+                for name, value in out.items():
+                    pending.setdefault(name, []).append(value.float().cpu().numpy())
+                bar.update(len(batch))
+                if b + 1 == len(batches) or owner[b + 1] != chunk:
+                    for name, pieces in pending.items():
+                        parts[name][chunk] = np.concatenate(pieces, axis=0)
+                        if cache is not None:
+                            cache.save(keys[name][chunk], parts[name][chunk])
+                    pending = {}
+    return {t.name: l2_normalize(np.concatenate(parts[t.name], axis=0)).astype(np.float32)
+            for t in taps}
+
+
+def embed_images(encoder: Encoder, source: ImageSource, members: Sequence[str],
+                 batch_size: int = 64, num_workers: int = 0, progress: bool = True,
+                 **kwargs: Any) -> np.ndarray:
+    """The final embeddings alone (see :func:`embed_layers`)."""
+    final = Tap(FINAL, None, 0, None)
+    return embed_layers(encoder, source, members, [final], batch_size, num_workers, progress,
+                        **kwargs)[FINAL]
 
 
 def precision_fidelity(encoder: Encoder, source: ImageSource, members: Sequence[str],
