@@ -20,6 +20,7 @@ from neurovision.evaluation import (
     headline,
     layer_metrics,
     rank_histogram,
+    subject_intervals,
     subject_metrics,
     topk_rows,
     trial_records,
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics = subject_metrics(scores, subject=args.subject, protocol=params.train.protocol,
                               mapper=params.train.mapper, ceiling=load_json(args.ceiling))
     metrics.update(layer_metrics(info))
+    metrics.update(subject_intervals(scores, resamples=p.bootstrap, seed=p.seed))
     out = Path(args.out)
     save_npy(out / "gallery.npy", np.asarray(gallery, dtype=np.float32))  # what was ranked
     save_json(out / "trials.json", trial_records(scores, meta["test_img_files"],
@@ -87,8 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     save_csv(out / "ranks.csv", ["rank", "count"], rank_histogram(ranks(scores), len(scores)))
     save_json(out / "details.json", metrics)
     save_json(out / "retrieval.json", headline(metrics))
-    log.info("subject %d: top1 %.3f (chance %.3f), top5 %.3f (chance %.3f), mean rank %.1f",
-             args.subject, metrics["top1"], metrics["top1_chance"], metrics["top5"],
+    log.info("subject %d: top1 %.3f (95%% CI %.3f-%.3f, chance %.3f), top5 %.3f (chance %.3f), "
+             "mean rank %.1f", args.subject, metrics["top1"], metrics["top1_ci_low"],
+             metrics["top1_ci_high"], metrics["top1_chance"], metrics["top5"],
              metrics["top5_chance"], metrics["mean_rank"])
 
 

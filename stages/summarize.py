@@ -1,8 +1,8 @@
-"""DVC stage summarize: mean and sd across subjects of every per-subject metric.
+"""DVC stage summarize: mean, sd and 95 % t interval across subjects of every metric.
 
 metrics/details.json keeps the single-subject keys (top1, top5, ...), now the means over
-data.subjects, and adds <key>_sd, n_subjects and subjects; metrics/retrieval.json holds its
-headline scores (what `dvc metrics show` prints).
+data.subjects, and adds <key>_sd, <key>_ci_low / <key>_ci_high, n_subjects and subjects;
+metrics/retrieval.json holds its headline scores (what `dvc metrics show` prints).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from neurovision import cli
-from test_report import TABLE, exp_show_rows
+from test_report import RANKS_A, TABLE, exp_show_rows, parse_markdown, write_results
 
 
 def test_console_script_is_installed():
@@ -55,3 +55,16 @@ def test_table_subcommand_prints_the_table(tmp_path, capsys):
     assert cli.main(["table", "--input", str(saved)]) == 0
     assert capsys.readouterr().out == TABLE
     assert cli.main(["table", "--input", str(saved), "--exp", "nosuch"]) == 1
+
+
+def test_compare_subcommand_reads_two_runs_and_prints_the_table(tmp_path, capsys):
+    write_results(tmp_path, {1: RANKS_A[1]})
+    assert cli.main(["compare", "workspace", "workspace", "--root", str(tmp_path),
+                     "--resamples", "500", "--seed", "3", "--k", "2"]) == 0
+    header, rows, notes = parse_markdown(capsys.readouterr().out)
+    assert header[1] == "workspace top-2 %" and rows[0][0] == "sub-01"
+    assert "500 resamples, seed 3" in notes[1]
+    assert cli.main(["compare", "workspace", "nosuch", "--root", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith("nosuch: not an experiment, a git revision")
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "workspace"])  # two runs are needed

@@ -8,14 +8,22 @@ import numpy as np
 import pytest
 
 from neurovision.evaluation import (
+    BOOTSTRAP,
+    HEADLINE,
+    INTERVAL_KEYS,
+    T_OVER_SUBJECTS,
     headline,
     per_subject_rows,
+    per_trial_values,
     rank_histogram,
+    subject_intervals,
     subject_metrics,
     summarize,
     topk_rows,
     trial_records,
 )
+from neurovision.retrieval import chance_levels, retrieval_metrics
+from neurovision.stats import clopper_pearson, percentile_bootstrap
 
 
 def _scores(n: int = 7, seed: int = 0) -> np.ndarray:
@@ -102,6 +110,98 @@ def test_per_subject_rows():
     assert per_subject_rows([m]) == [["sub-03", 0.1, 0.3, 0.01]]
 
 
+def test_per_trial_values_average_to_the_metrics_exactly():
+    scores = _scores(60, seed=2).round(1)  # rounded: ties with the true image happen
+    metrics = retrieval_metrics(scores)
+    values = per_trial_values(scores)
+    assert set(values) == set(INTERVAL_KEYS)
+    for key, v in values.items():
+        assert v.shape == (60,) and float(v.mean()) == metrics[key], key
+    assert "fifty_way" not in per_trial_values(_scores(20))
+
+
+def test_subject_intervals_bootstrap_every_metric_and_exact_top_k():
+    scores = _scores(30, seed=4)
+    out = subject_intervals(scores, resamples=500, seed=3)
+    values = per_trial_values(scores)
+    low, high = percentile_bootstrap(np.stack(list(values.values())), resamples=500, seed=3)
+    assert out["ci_method"] == BOOTSTRAP
+    for key, lo, hi in zip(values, low, high):
+        assert (out[f"{key}_ci_low"], out[f"{key}_ci_high"]) == (lo, hi)
+    metrics = retrieval_metrics(scores)
+    for key, k in (("top1", 1), ("top5", 5), ("top10", 10)):
+        hits = sum(sum(scores[i] > scores[i, i]) < k for i in range(30))  # no ties here
+        assert (out[f"{key}_exact_low"], out[f"{key}_exact_high"]) == clopper_pearson(hits, 30)
+        assert out[f"{key}_ci_low"] <= metrics[key] <= out[f"{key}_ci_high"]
+    assert not any(k.startswith(("two_way_exact", "mean_rank_exact")) for k in out)
+    assert subject_intervals(scores, resamples=500, seed=3) == out  # seeded
+    assert subject_intervals(scores, resamples=500, seed=4) != out
+
+
+@pytest.mark.parametrize("kind", ["all tied", "one prediction for every trial"])
+def test_a_constant_predictors_intervals_contain_chance(kind):
+    n = 60
+    rng = np.random.default_rng(5)
+    # one prediction for every trial: each row ranks the gallery alike
+    scores = np.zeros((n, n)) if kind == "all tied" else np.tile(rng.normal(size=n), (n, 1))
+    out = subject_intervals(scores, resamples=1000, seed=0)
+    chance = chance_levels(n)
+    eps = 1e-12  # all tied: the interval is the point chance, up to the rounding of n-way sums
+    for key in INTERVAL_KEYS:
+        assert out[f"{key}_ci_low"] - eps <= chance[f"{key}_chance"] <= (
+            out[f"{key}_ci_high"] + eps), key
+    for key in ("top1", "top5", "top10"):
+        assert out[f"{key}_exact_low"] <= chance[f"{key}_chance"] <= out[f"{key}_exact_high"]
+    good = subject_intervals(np.eye(n) + rng.normal(scale=0.3, size=(n, n)), resamples=1000,
+                             seed=0)
+    assert good["top1_ci_low"] > chance["top1_chance"]  # a decoder is told apart from chance
+
+
+def _subject(s, top1, top5=0.5, **extra):
+    return {"subject": s, "protocol": "intra", "mapper": "ridge", "top1": top1,
+            "top5": top5, "fifty_way": None, "top1_chance": 0.01, "n_test": 100,
+            "ci_method": BOOTSTRAP, "top1_ci_low": top1 - 0.05, "top1_ci_high": top1 + 0.05,
+            "top1_exact_low": top1 - 0.06, "top1_exact_high": top1 + 0.06, **extra}
+
+
+def test_summary_intervals_are_t_over_subjects():
+    subs = [_subject(1, 0.2), _subject(2, 0.4), _subject(3, 0.3)]
+    out = summarize(subs)
+    sem = np.std([0.2, 0.4, 0.3], ddof=1) / np.sqrt(3)
+    t975 = 4.302652729911275  # Student t, 2 degrees of freedom
+    assert out["ci_method"] == T_OVER_SUBJECTS
+    assert out["top1_ci_low"] == pytest.approx(0.3 - t975 * sem)
+    assert out["top1_ci_high"] == pytest.approx(0.3 + t975 * sem)
+    assert out["top5_ci_low"] == out["top5_ci_high"] == 0.5  # no spread over subjects
+    assert out["fifty_way_ci_low"] is None and "two_way_ci_low" not in out
+    assert not [k for k in out if "_exact_" in k or k.endswith(("_ci_low_sd", "_ci_high_sd"))]
+    assert "ci_method_sd" not in out
+
+
+def test_summary_intervals_stay_in_the_metrics_range():
+    subs = [_subject(1, 0.1, mean_rank=1.5), _subject(2, 0.9, mean_rank=90.0)]
+    out = summarize(subs)  # t with 1 degree of freedom: +-12.7 standard errors
+    assert (out["top1_ci_low"], out["top1_ci_high"]) == (0.0, 1.0)
+    assert (out["mean_rank_ci_low"], out["mean_rank_ci_high"]) == (1.0, 100.0)
+
+
+def test_summary_of_one_subject_keeps_its_own_intervals():
+    (sub,) = subs = [_subject(4, 0.2)]
+    out = summarize(subs)
+    for key in ("ci_method", "top1_ci_low", "top1_ci_high", "top1_exact_low",
+                "top1_exact_high"):
+        assert out[key] == sub[key]
+
+
+def test_headline_shows_the_top1_and_top5_intervals():
+    assert {"top1_ci_low", "top1_ci_high", "top5_ci_low", "top5_ci_high"} <= set(HEADLINE)
+    metrics = {**subject_metrics(np.eye(5), subject=1, protocol="intra", mapper="ridge"),
+               **subject_intervals(np.eye(5), resamples=100, seed=0)}
+    shown = headline(metrics)
+    assert shown["top1_ci_low"] == shown["top1_ci_high"] == 1.0
+    assert "top1_exact_low" not in shown and "ci_method" not in shown
+
+
 def test_subject_metrics_describe_the_run_and_a_zero_ceiling_has_no_fraction():
     m = subject_metrics(np.eye(5), subject=4, protocol="inter", mapper="contrastive",
                         ceiling={"top1": 0.0, "top5": 0.2})
@@ -151,8 +251,9 @@ def test_headline_keeps_the_compared_scores_that_are_not_null():
     assert headline(m) == {"top1": 1.0, "top5": 1.0, "two_way": 1.0, "mean_rank": 1.0,
                            "n_test": 8, "ideal_top1": 0.5}
     summary = headline(summarize([m, m]))
-    assert list(summary) == ["top1", "top5", "two_way", "mean_rank", "n_test", "n_subjects",
-                             "top1_sd", "top5_sd", "ideal_top1"]
+    assert list(summary) == ["top1", "top1_ci_low", "top1_ci_high", "top5", "top5_ci_low",
+                             "top5_ci_high", "two_way", "mean_rank", "n_test", "n_subjects",
+                             "top1_sd", "top5_sd", "ideal_top1"]  # t intervals of 2 subjects
     assert summary["n_subjects"] == 2 and summary["top1_sd"] == 0.0
 
 

@@ -147,3 +147,75 @@ def test_dvc_failures_become_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments.subprocess, "run", prints(json.dumps(EXP_SHOW)))
     assert experiments.exp_show(tmp_path) == EXP_SHOW
     assert next(e.name for e in load_experiments(tmp_path)) == "workspace"
+
+
+# --------------------------------------------------------------------------------------
+# Per-trial files of a run: the workspace, a git revision or an experiment
+
+
+WRITE_RESULTS = """\
+import json, pathlib, yaml
+shift = yaml.safe_load(open("params.yaml"))["train"]["seed"]
+out = pathlib.Path("metrics")
+(out / "subjects/sub-1").mkdir(parents=True, exist_ok=True)
+(out / "details.json").write_text(json.dumps({"subjects": [1], "shift": shift}))
+(out / "subjects/sub-1/details.json").write_text(json.dumps({"top1": 0.5}))
+(out / "subjects/sub-1/trials.json").write_text(json.dumps(
+    [{"trial": i, "file": f"{i}.jpg", "rank": i + 1 + shift} for i in range(3)]))
+"""
+
+
+def _dvc_outputs_repo(path: Path) -> Path:
+    """A git + DVC project whose one stage writes the files compare reads, as cached
+    outputs (as evaluate@N and summarize write them), committed once."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    dvc = str(Path(sys.executable).parent / "dvc")
+    run = lambda *cmd: subprocess.run(cmd, cwd=path, check=True, capture_output=True,  # noqa: E731
+                                      text=True, env=env)
+    path.mkdir()
+    run("git", "init", "-q")
+    run("git", "config", "user.email", "test@example.invalid")
+    run("git", "config", "user.name", "neurovision tests")
+    run(dvc, "init", "-q")
+    (path / "params.yaml").write_text("train:\n  seed: 0\n")
+    (path / "write.py").write_text(WRITE_RESULTS)
+    (path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": {
+        "cmd": f"{sys.executable} write.py", "deps": ["write.py"], "params": ["train"],
+        "outs": ["metrics"]}}}))
+    run(dvc, "repro", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline")
+    run(dvc, "exp", "run", "-q", "-n", "shifted", "-S", "train.seed=2")
+    return path
+
+
+def test_results_of_a_revision_an_experiment_and_the_workspace(tmp_path):
+    repo = _dvc_outputs_repo(tmp_path / "repo")
+    ranks = {ref: [t["rank"] for t in experiments.load_results(ref, repo).trials[1]]
+             for ref in ("HEAD", "shifted", "workspace")}
+    # dvc exp run leaves the experiment's outputs in the workspace
+    assert ranks == {"HEAD": [1, 2, 3], "shifted": [3, 4, 5], "workspace": [3, 4, 5]}
+    res = experiments.load_results("shifted", repo)
+    assert res.ref == "shifted" and res.summary == {"subjects": [1], "shift": 2}
+    assert res.metrics == {1: {"top1": 0.5}}
+    with pytest.raises(NeurovisionError, match=r"^nosuch: not an experiment, a git revision "
+                                               r"or 'workspace' in .*repo"):
+        experiments.load_results("nosuch", repo)
+
+
+def test_missing_or_bad_result_files_are_named(tmp_path):
+    with pytest.raises(DataError, match=r"^metrics/details\.json \(.*\): not found or not "
+                                        r"readable \(expected the outputs of a finished run"):
+        experiments.load_results("workspace", tmp_path)
+    (tmp_path / "metrics/subjects/sub-2").mkdir(parents=True)
+    (tmp_path / "metrics/details.json").write_text(json.dumps({"subjects": []}))
+    with pytest.raises(DataError, match=r"details\.json .*expected a 'subjects' list, got \[\]"):
+        experiments.load_results("workspace", tmp_path)
+    (tmp_path / "metrics/details.json").write_text(json.dumps({"subjects": [2]}))
+    (tmp_path / "metrics/subjects/sub-2/details.json").write_text("{}")
+    (tmp_path / "metrics/subjects/sub-2/trials.json").write_text("{broken")
+    with pytest.raises(DataError, match=r"sub-2/trials\.json \(.*\): expected JSON"):
+        experiments.load_results("workspace", tmp_path)
+    (tmp_path / "metrics/subjects/sub-2/trials.json").write_text(json.dumps([{"trial": 0}]))
+    with pytest.raises(DataError, match=r"sub-2/trials\.json .*a 'rank' each"):
+        experiments.load_results("workspace", tmp_path)

@@ -242,6 +242,7 @@ RULES = [
     Rule("train.align.device", "cuda0", "cuda:0", DEVICES),
     Rule("train.contrastive.threads", 0, 1, "null or an integer >= 1"),
     Rule("evaluate.top_k", 0, 1, "an integer >= 1"),
+    Rule("evaluate.bootstrap", 99, 100, "an integer >= 100"),
     Rule("embed.layers", [], ["final"], LAYERS),
     Rule("embed.layers", [0.5, 0.5], [0.5, "final"], LAYERS),
     Rule("embed.layers", ["final", "final"], ["final"], LAYERS),
@@ -273,7 +274,8 @@ def test_bad_value_is_named_and_the_boundary_is_accepted(rule: Rule):
 
 def test_every_validated_field_has_a_rule():
     """The table above covers each field that has a rule beyond its type."""
-    free = {"data.demo.seed", "embed.seed", "train.seed", "erp.tmin", "erp.standardize"}
+    free = {"data.demo.seed", "embed.seed", "train.seed", "erp.tmin", "erp.standardize",
+            "evaluate.seed"}
     fields = {".".join(p) for p in _fields(Params)}
     leaves = {f for f in fields if not any(g.startswith(f + ".") for g in fields)}
     assert leaves - free == {r.where for r in RULES}

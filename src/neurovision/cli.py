@@ -1,7 +1,8 @@
 """The ``neurovision`` command line: one argparse subcommand per tool.
 
 ``neurovision app`` starts the explorer (Streamlit) on the pipeline's outputs or a bundle;
-``neurovision table`` prints the per-subject results table of the DVC experiments.
+``neurovision table`` prints the per-subject results table of the DVC experiments;
+``neurovision compare A B`` compares two runs with paired tests.
 Add a subcommand by writing an ``add_<name>(subparsers)`` function that registers its parser
 with ``set_defaults(func=...)``, and listing it in :data:`SUBCOMMANDS`.
 """
@@ -62,7 +63,17 @@ def add_table(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=report.run)
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_app, add_table]
+def add_compare(sub: argparse._SubParsersAction) -> None:
+    from neurovision import report
+
+    p = sub.add_parser("compare", help="paired tests of two runs on the same test trials",
+                       description=report.compare_table.__doc__.splitlines()[0])
+    report.add_compare_arguments(p)
+    p.set_defaults(func=report.run_compare)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_app, add_table,
+                                                                   add_compare]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,10 @@ output into :class:`Experiment` records (name, rev, params, per-subject and summ
 metrics).  ``dvc.api.exp_show`` is not used: it returns DVC's flattened display table, whose
 column names depend on which other experiments exist and whose values are re-parsed from
 their printed text, whereas ``--json`` keeps each metrics file's own values.
+
+``dvc exp show`` holds only the declared metrics files.  :func:`load_results` reads an
+experiment's, a revision's or the workspace's per-trial files (``trials.json``, cached DVC
+outputs) through DVC's file system, without running anything.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ SUMMARY_FILE = "metrics/retrieval.json"
 SUBJECT_FILE = re.compile(r"(?:^|/)sub-(\d+)/retrieval\.json$")
 #: The rev (and name) ``dvc exp show`` gives the working tree.
 WORKSPACE = "workspace"
+#: What :func:`load_results` reads (the outputs of summarize and evaluate@N).
+DETAILS_FILE = "metrics/details.json"
+SUBJECT_DETAILS = "metrics/subjects/sub-{subject}/details.json"
+SUBJECT_TRIALS = "metrics/subjects/sub-{subject}/trials.json"
 
 
 @dataclass(frozen=True)
@@ -121,3 +129,64 @@ def exp_show(root: str | Path = ".", timeout: float = 120.0) -> list:
 def load_experiments(root: str | Path = ".", timeout: float = 120.0) -> list[Experiment]:
     """The experiments ``dvc exp show`` lists in ``root``, as :class:`Experiment` records."""
     return parse_exp_show(exp_show(root, timeout))
+
+
+@dataclass(frozen=True)
+class Results:
+    """One run's per-subject results as its files hold them."""
+
+    ref: str  # as asked for: an experiment name, a git revision or ``workspace``
+    summary: dict  # metrics/details.json
+    metrics: dict[int, dict]  # subject -> its details.json
+    trials: dict[int, list[dict]]  # subject -> its trials.json
+
+
+def load_results(ref: str, root: str | Path = ".") -> Results:
+    """The summary and every subject's metrics and trials of ``ref`` in the project at
+    ``root``: ``workspace`` (the files in ``root``), an experiment name or any git revision
+    (read through ``dvc.api.DVCFileSystem``, from the git objects and DVC's cache)."""
+    root = Path(root)
+    if ref == WORKSPACE:
+        def read(path: str) -> str:
+            return (root / path).read_text()
+        where = f"{root}"
+    else:
+        from dvc.api import DVCFileSystem
+        from dvc.exceptions import DvcException
+        from dvc.scm import RevError, SCMError
+
+        fs = DVCFileSystem(str(root), rev=ref)  # opens the repository on first use
+
+        def read(path: str) -> str:
+            try:
+                return fs.read_text(path)
+            except (RevError, SCMError) as exc:
+                raise NeurovisionError(f"{ref}: not an experiment, a git revision or "
+                                       f"'{WORKSPACE}' in {root} ({exc})") from exc
+            except DvcException as exc:
+                raise OSError(str(exc)) from exc
+        where = f"{root} at {ref}"
+
+    def load(path: str):
+        try:
+            text = read(path)
+        except OSError as exc:
+            raise DataError(f"{path} ({where}): not found or not readable (expected the "
+                            f"outputs of a finished run: {exc})") from exc
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise DataError(f"{path} ({where}): expected JSON: {exc}") from exc
+
+    summary = load(DETAILS_FILE)
+    subjects = summary.get("subjects") if isinstance(summary, dict) else None
+    if not subjects or not all(isinstance(s, int) for s in subjects):
+        raise DataError(f"{DETAILS_FILE} ({where}): expected a 'subjects' list, got "
+                        f"{subjects!r}")
+    metrics = {s: load(SUBJECT_DETAILS.format(subject=s)) for s in subjects}
+    trials = {s: load(SUBJECT_TRIALS.format(subject=s)) for s in subjects}
+    for s, t in trials.items():
+        if not isinstance(t, list) or not all(isinstance(x, dict) and "rank" in x for x in t):
+            raise DataError(f"{SUBJECT_TRIALS.format(subject=s)} ({where}): expected a list "
+                            f"of trials with a 'rank' each")
+    return Results(ref=ref, summary=summary, metrics=metrics, trials=trials)

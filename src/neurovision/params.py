@@ -299,6 +299,8 @@ class TrainParams(_Section):
 
 class EvaluateParams(_Section):
     top_k: Int = Field(10, ge=1)
+    bootstrap: Int = Field(10000, ge=100)  # resamples of the test images for the 95 % intervals
+    seed: Int = 0  # seed of those resamples
 
 
 class CacheParams(_Section):

@@ -63,12 +63,17 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return order[:, :k]
 
 
-def top_k_accuracy(scores: np.ndarray, k: int) -> float:
-    """Expected fraction of queries whose true item is among the k best."""
+def top_k_hits(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per query: the probability that its true item is among the k best (1 or 0 unless
+    it ties with others at the k-th place)."""
     greater, ties = _greater_equal(scores)
     # The true item's position is uniform on greater+1 .. greater+ties+1.
-    p = np.clip((k - greater) / (ties + 1), 0.0, 1.0)
-    return float(p.mean())
+    return np.clip((k - greater) / (ties + 1), 0.0, 1.0)
+
+
+def top_k_accuracy(scores: np.ndarray, k: int) -> float:
+    """Expected fraction of queries whose true item is among the k best."""
+    return float(top_k_hits(scores, k).mean())
 
 
 def top_k_curve(scores: np.ndarray) -> np.ndarray:
@@ -82,6 +87,11 @@ def n_way_accuracy(scores: np.ndarray, n_way: int) -> float:
     """Exact expected n-way accuracy: the true item beats n-1 distractors drawn uniformly
     without replacement from the other gallery items (ties won with probability
     1/(1 + tied distractors)).  This is the limit of averaging over random draws."""
+    return float(n_way_hits(scores, n_way).mean())
+
+
+def n_way_hits(scores: np.ndarray, n_way: int) -> np.ndarray:
+    """Per query: its probability of winning the n-way task of :func:`n_way_accuracy`."""
     m = scores.shape[1]
     if not 2 <= n_way <= m:
         raise ValueError(f"n_way must be in [2, {m}], got {n_way}")
@@ -95,7 +105,7 @@ def n_way_accuracy(scores: np.ndarray, n_way: int) -> float:
         for j in range(0, min(e, n_way - 1) + 1):  # j tied distractors drawn, none greater
             p += comb(e, j) * comb(lower, n_way - 1 - j) / (j + 1)
         acc[i] = p / total
-    return float(acc.mean())
+    return acc
 
 
 def chance_levels(n_gallery: int) -> dict:

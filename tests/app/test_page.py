@@ -132,6 +132,17 @@ def test_overview_shows_metrics_with_chance(outputs, monkeypatch):
     table = at.dataframe[0].value
     assert list(table["metric"])[:3] == ["top1", "top5", "top10"]
     assert table.set_index("metric").loc["top1", "chance"] == pytest.approx(1 / N_TEST)
+    # the intervals: t over the two subjects in the summary, bootstrap per subject
+    assert table.set_index("metric").loc["top1", "ci_low"] == summary["top1_ci_low"]
+    captions = [c.value for c in at.caption]
+    assert (f"95 % CI {100 * summary['top1_ci_low']:.1f}-{100 * summary['top1_ci_high']:.1f} %"
+            in captions)
+    assert any(c.startswith("95 % intervals: t interval of the mean over the 2 subjects")
+               for c in captions)
+    assert any(c.startswith("Per subject: 95 % intervals: percentile bootstrap") for c in captions)
+    per_subject = at.dataframe[1].value
+    sub1 = json.loads((outputs / "metrics/subjects/sub-1/details.json").read_text())
+    assert per_subject.loc[0, "top1_ci_high"] == sub1["top1_ci_high"]
     assert any("Best decoded" in m.value for m in at.markdown)
 
 

@@ -14,10 +14,14 @@ from neurovision.app.views import (
     concept_ranks,
     experiments_table,
     framed,
+    interval_note,
+    interval_text,
     peak_latency,
     scalp_frame,
+    subjects_table,
     summary_table,
 )
+from neurovision.evaluation import BOOTSTRAP, T_OVER_SUBJECTS
 from neurovision.experiments import Experiment
 
 
@@ -30,13 +34,36 @@ def test_concept_name():
 
 def test_summary_table_keeps_the_order_and_skips_what_is_absent():
     metrics = {"top5": 0.5, "top5_chance": 0.25, "top1": 0.2, "top1_sd": 0.1,
-               "top1_chance": 0.05, "mean_rank": 3.0, "top10": None, "other": 1.0}
+               "top1_chance": 0.05, "mean_rank": 3.0, "top10": None, "other": 1.0,
+               "top1_ci_low": 0.1, "top1_ci_high": 0.3}
     df = summary_table(metrics)
     assert list(df["metric"]) == ["top1", "top5", "mean_rank"]
     assert list(df["value"]) == [0.2, 0.5, 3.0]
     assert df["sd"].tolist()[0] == 0.1 and df["chance"].tolist()[:2] == [0.05, 0.25]
+    assert df["ci_low"].tolist()[0] == 0.1 and df["ci_high"].tolist()[0] == 0.3
+    assert df["ci_low"].isna().tolist()[1:] == [True, True]
     assert summary_table({}).empty and list(summary_table({}).columns) == [
-        "metric", "value", "sd", "chance"]
+        "metric", "value", "sd", "ci_low", "ci_high", "chance"]
+
+
+def test_interval_texts_say_the_bounds_and_what_they_describe():
+    m = {"top1_ci_low": 0.04, "top1_ci_high": 0.155, "ci_method": BOOTSTRAP, "n_test": 100}
+    assert interval_text(m, "top1") == "95 % CI 4.0-15.5 %"
+    assert interval_text(m, "top5") is None and interval_text({}, "top1") is None
+    assert interval_note(m) == ("95 % intervals: percentile bootstrap over test images (100 "
+                                "images: how much the score could differ on other test "
+                                "images).")
+    assert interval_note({"ci_method": T_OVER_SUBJECTS, "n_subjects": 3}).startswith(
+        "95 % intervals: t interval of the mean over the 3 subjects")
+    assert interval_note({}) is None
+
+
+def test_subjects_table_has_a_row_per_subject_with_intervals():
+    df = subjects_table([{"subject": 2, "top1": 0.2, "top1_ci_low": 0.1, "top1_ci_high": 0.3,
+                          "top5": 0.5, "mean_rank": 4.0}, {"subject": 10, "top1": 0.4}])
+    assert list(df["subject"]) == ["sub-02", "sub-10"]
+    assert df.loc[0, ["top1", "top1_ci_low", "top1_ci_high"]].tolist() == [0.2, 0.1, 0.3]
+    assert df["top5_ci_low"].isna().all() and df.loc[1, "top1"] == 0.4
 
 
 def test_concept_ranks_sorts_by_mean_rank_over_subjects():

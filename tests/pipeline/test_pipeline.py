@@ -102,8 +102,9 @@ def test_evaluate_outputs_agree_with_each_other_and_with_a_brute_force_ranking(p
     res = project / "metrics/subjects/sub-1"
     metrics = json.loads((res / "details.json").read_text())
     assert json.loads((res / "retrieval.json").read_text()) == {
-        k: metrics[k] for k in ("layer", "top1", "top5", "top10", "two_way", "mean_rank",
-                                "n_test", "ideal_top1")}
+        k: metrics[k] for k in ("layer", "top1", "top1_ci_low", "top1_ci_high", "top5",
+                                "top5_ci_low", "top5_ci_high", "top10", "two_way",
+                                "mean_rank", "n_test", "ideal_top1")}
     trials = json.loads((res / "trials.json").read_text())
     model = load_mapper(project / "models/sub-1.skops")  # written by train@1
     pred = model.predict(np.load(project / "data/features/test/sub-1.npy"))

@@ -25,8 +25,11 @@ from neurovision.app.views import (
     concept_ranks,
     experiments_table,
     framed,
+    interval_note,
+    interval_text,
     peak_latency,
     scalp_frame,
+    subjects_table,
     summary_table,
 )
 from neurovision.channels import positions, with_position
@@ -273,14 +276,17 @@ def overview(res: Source) -> None:
         if summary.get(key) is not None:
             col.metric(f"{label} (chance {summary[f'{key}_chance']:.1%})",
                        f"{summary[key]:.1%}")
+            if (ci := interval_text(summary, key)) is not None:
+                col.caption(ci)
     st.dataframe(summary_table(summary), hide_index=True, width="stretch")
+    if (note := interval_note(summary)) is not None:
+        st.caption(note)
 
     per_subject = [res.subject_metrics(s) for s in subjects if res.has("metrics", s)]
     if len(per_subject) > 1:
-        st.dataframe(pd.DataFrame([{"subject": f"sub-{m['subject']:02d}",
-                                    **{k: m.get(k) for k in ("top1", "top5", "top10",
-                                                             "mean_rank")}}
-                                   for m in per_subject]), hide_index=True, width="stretch")
+        st.dataframe(subjects_table(per_subject), hide_index=True, width="stretch")
+        if (note := interval_note(per_subject[0])) is not None:
+            st.caption(f"Per subject: {note}")
 
     left, right = st.columns(2, gap="large")
     with left:

@@ -31,15 +31,47 @@ def concept_name(concept: str) -> str:
 
 
 def summary_table(metrics: dict) -> pd.DataFrame:
-    """Rows metric / value / sd / chance for the keys of :data:`SUMMARY_KEYS` present."""
+    """Rows metric / value / sd / 95 % interval (ci_low, ci_high) / chance for the keys of
+    :data:`SUMMARY_KEYS` present."""
     rows = []
     for key in SUMMARY_KEYS:
         if metrics.get(key) is None:
             continue
         rows.append({"metric": key, "value": float(metrics[key]),
                      "sd": metrics.get(f"{key}_sd"),
+                     "ci_low": metrics.get(f"{key}_ci_low"),
+                     "ci_high": metrics.get(f"{key}_ci_high"),
                      "chance": metrics.get(f"{key}_chance")})
-    return pd.DataFrame(rows, columns=["metric", "value", "sd", "chance"])
+    return pd.DataFrame(rows, columns=["metric", "value", "sd", "ci_low", "ci_high", "chance"])
+
+
+def interval_text(metrics: dict, key: str) -> str | None:
+    """``"95 % CI 4.0-15.0 %"`` for an accuracy's interval in ``metrics``; None without one."""
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    if low is None or high is None:
+        return None
+    return f"95 % CI {100 * low:.1f}-{100 * high:.1f} %"
+
+
+def interval_note(metrics: dict) -> str | None:
+    """What the intervals of ``metrics`` (a subject's or a summary) describe."""
+    method = metrics.get("ci_method")
+    if not method:
+        return None
+    if method.startswith("t "):
+        return (f"95 % intervals: t interval of the mean over the "
+                f"{metrics.get('n_subjects', '?')} subjects (how much the mean could differ "
+                f"with other subjects).")
+    return (f"95 % intervals: {method} ({metrics.get('n_test', '?')} images: how much the "
+            f"score could differ on other test images).")
+
+
+def subjects_table(per_subject: Sequence[dict]) -> pd.DataFrame:
+    """One row per subject: top-1 and top-5 with their 95 % intervals, top-10, mean rank."""
+    cols = ["top1", "top1_ci_low", "top1_ci_high", "top5", "top5_ci_low", "top5_ci_high",
+            "top10", "mean_rank"]
+    return pd.DataFrame([{"subject": f"sub-{m['subject']:02d}", **{k: m.get(k) for k in cols}}
+                         for m in per_subject], columns=["subject", *cols])
 
 
 def concept_ranks(trials_by_subject: dict[int, list[dict]]) -> pd.DataFrame:
