@@ -3,8 +3,10 @@
 Every other stage depends on this stage's output, so DVC runs it first whenever params.yaml
 changed; when it fails, DVC stops before it has deleted any other stage's outputs (DVC removes
 a stage's outputs just before running its command).  It checks the whole params file (the
-schema), the OpenCLIP model name, and for ``data.source: local`` that ``data.local_dir``
-holds the release layout for every subject.  It writes
+schema, with the cross-checks of ``data.eeg: raw``: the ERP window inside the epochs, the
+ERP channels among those preprocessing keeps), the
+OpenCLIP model name, and for ``data.source: local`` that ``data.local_dir`` holds the release
+layout for every subject (the raw layout with ``data.eeg: raw``).  It writes
 
 - ``--out``: a constant file, so that a successful check never makes another stage stale;
 - ``--mapper``: the chosen mapper's own settings (``train.<mapper>``), what train@N depends
@@ -18,6 +20,7 @@ import sys
 import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
 from neurovision.io import save_json
+from neurovision.preprocess import check_channel_params
 from neurovision.release import check_local_layout
 from neurovision.stage import params_from, parser, run
 from neurovision.vision.encoder import check_model_name
@@ -30,8 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     params = params_from(args)  # the whole file: unknown keys, types, bounds, choices
     check_model_name(params.embed.model)
+    check_channel_params(params)
     if params.data.source == "local":
-        check_local_layout(params.data.local_dir, params.data.subjects)
+        check_local_layout(params.data.local_dir, params.data.subjects, params.data.eeg)
     mapper = params.train.mapper
     save_json(args.mapper, {"mapper": mapper,
                             "settings": getattr(params.train, mapper).model_dump(mode="json")})
