@@ -30,7 +30,7 @@ OP = ("PO3", "O1", "P7", "Oz")
 SOA = 120  # samples between events
 
 
-def raw_dict(codes, rng, n_chans=len(NAMES), lead=300, tail=1000, noise=None, sfreq=SF,
+def raw_dict(codes, rng, n_chans=6, lead=300, tail=1000, noise=None, sfreq=SF,
              names=NAMES) -> dict:
     """A raw file's dict: ``codes`` at every SOA samples after ``lead``, random EEG."""
     onsets = lead + SOA * np.arange(len(codes))
@@ -43,22 +43,29 @@ def raw_dict(codes, rng, n_chans=len(NAMES), lead=300, tail=1000, noise=None, sf
             "ch_types": ["eeg"] * n_chans + ["stim"], "sfreq": sfreq}
 
 
-def plan(split: str, session: int, reps: dict | None = None) -> list[int]:
-    """What a session shows, in a random order: training images 1-3 with 3 repetitions each
-    (more than the 2 kept), test images 1-2 with 4 (or ``reps[split]``), and one target."""
+#: Training images shown in two sessions each, as in the experiment (not all in the same two).
+SHOWN = {1: [1, 3], 2: [1, 2], 3: [2, 4], 4: [3, 4]}
+
+
+def plan(split: str, session: int, reps: dict | None = None, shown=None) -> list[int]:
+    """What a session shows, in a random order: training images 1-3 (or ``shown[session]``)
+    with 3 repetitions each (more than the 2 kept), test images 1-2 with 4 (or
+    ``reps[split]``), and one target."""
     n = (reps or {"train": 3, "test": 4})[split]
-    codes = [1, 2, 3] * n if split == "train" else [1, 2] * n
+    images = (shown or {})[session] if shown and split == "train" else [1, 2, 3]
+    codes = images * n if split == "train" else [1, 2] * n
     codes = list(np.random.default_rng([session, len(split)]).permutation(codes))
     codes.insert(3, pre.TARGET)  # a target, which is rejected
     return codes
 
 
-def write_subject(root: Path, seed: int = 0, splits=("train", "test"), reps=None, **kw) -> Path:
+def write_subject(root: Path, seed: int = 0, splits=("train", "test"), reps=None, shown=None,
+                  **kw) -> Path:
     for split in splits:
         for ses in release.RAW_SESSIONS:
             rng = np.random.default_rng([seed, ses, len(split)])
             save_npy_dict(root / release.session_folder(ses) / release.RAW_FILES[split],
-                          raw_dict(plan(split, ses, reps), rng, **kw))
+                          raw_dict(plan(split, ses, reps, shown), rng, **kw))
     return root
 
 
@@ -139,6 +146,15 @@ def test_epochs_baseline_resampling_and_repetitions_match_the_reference(subject,
     assert out["test"]["preprocessed_eeg_data"].shape[:2] == (2, test_reps)
 
 
+def test_images_in_different_sessions_merge_in_session_order(tmp_path):
+    """Each training image in 2 of the 4 sessions, not all in the same two."""
+    root = write_subject(tmp_path / "raw", shown=SHOWN)
+    p = PreprocessParams(mvnn="none", sfreq=100.0, seed=5)
+    got = run(root, tmp_path / "out", sfreq=100.0, seed=5)["train"]["preprocessed_eeg_data"]
+    assert got.shape[:2] == (4, 4)
+    np.testing.assert_allclose(got, reference(root, "train", p, OP), rtol=0, atol=1e-10)
+
+
 def test_the_reference_is_sensitive(subject, tmp_path):
     """Another seed keeps other repetitions in another order: the comparison above sees it."""
     p = PreprocessParams(mvnn="none", sfreq=1000.0, tmin=-0.05, tmax=0.1)
@@ -199,6 +215,7 @@ def test_events_too_close_to_the_ends_are_dropped(tmp_path):
     rec = pre.load_recording(root / "ses-01/raw_eeg_training.npy",
                              PreprocessParams(tmin=-0.2, tmax=0.1))
     assert rec.n_edge == 1 and rec.n_targets == 1
+    assert len(rec.events) == 9 - 1 and rec.events[0, 0] == 150 + SOA  # the first is gone
 
 
 # --------------------------------------------------------------------------------------
@@ -496,13 +513,13 @@ def test_local_raw_layout_from_a_folder_or_the_subjects_archive(subject, tmp_pat
 
 def test_archive_members_map_to_the_layout_or_fail_listing_them(subject, tmp_path):
     names = [f"sub-03/{rel}" for rel in release.raw_layout()]
-    assert release.raw_members(names + ["sub-03/notes.txt"], 3, "a.zip") == {
+    assert release.raw_members([*names, "sub-03/notes.txt"], 3, "a.zip") == {
         n: n.removeprefix("sub-03/") for n in names}
     with pytest.raises(DataError, match=r"a.zip: expected one member ses-02/raw_eeg_test.npy .*"
                                         r"found none.*unverified.*data.source: local"):
         release.raw_members([n for n in names if "ses-02/raw_eeg_test" not in n], 3, "a.zip")
     with pytest.raises(DataError, match=r"found 2"):
-        release.raw_members(names + ["copy/ses-01/raw_eeg_training.npy"], 3, "a.zip")
+        release.raw_members([*names, "copy/ses-01/raw_eeg_training.npy"], 3, "a.zip")
     with pytest.raises(DataError, match=r"belongs to sub-04, expected sub-03's recordings"):
         release.raw_members([n.replace("sub-03", "sub-04") for n in names], 3, "a.zip")
     archive = raw_archive(subject, tmp_path / "sub-01.zip", extra=("sub-01/../../evil",))
