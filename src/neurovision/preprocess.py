@@ -69,6 +69,25 @@ COV_BLOCK_BYTES = 64 << 20
 OUT_FILES = {"train": EEG_FILES[0], "test": EEG_FILES[1]}
 SUMMARY_FILE = "preprocess.json"
 
+#: The field's preprocessings as ``dvc exp run -S`` overrides of params.yaml (README "Raw
+#: recordings"): the official release (gifale95/eeg_encoding), NICE and ATM (all 63
+#: channels, -0.2 .. 1.0 s, 250 Hz, MVNN per epoch from the training partition, 0 .. 1 s
+#: decoded), UBP (the same, the release's 17 channels decoded) and Shallow Alignment (UBP's,
+#: band-passed 0.1 - 100 Hz).
+_UBP_17 = "[" + ",".join(RELEASE_CHANNELS) + "]"
+PRESETS: dict[str, tuple[str, ...]] = {
+    "official release": ("data.eeg=raw", "preprocess.mvnn_fit=train+test"),
+    "NICE / ATM": ("data.eeg=raw", "preprocess.channels=all", "preprocess.tmax=1.0",
+                   "preprocess.sfreq=250", "preprocess.mvnn=epochs", "erp.tmax=1.0"),
+    "UBP": ("data.eeg=raw", "preprocess.channels=all", "preprocess.tmax=1.0",
+            "preprocess.sfreq=250", "preprocess.mvnn=epochs", "erp.tmax=1.0",
+            f"erp.channels={_UBP_17}"),
+    "Shallow Alignment": ("data.eeg=raw", "preprocess.channels=all", "preprocess.tmax=1.0",
+                          "preprocess.sfreq=250", "preprocess.mvnn=epochs",
+                          "preprocess.l_freq=0.1", "preprocess.h_freq=100", "erp.tmax=1.0",
+                          f"erp.channels={_UBP_17}"),
+}
+
 
 # --------------------------------------------------------------------------------------
 # Channels
