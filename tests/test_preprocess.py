@@ -15,12 +15,12 @@ import pytest
 import scipy.linalg
 from sklearn.discriminant_analysis import _cov
 
-from conftest import load_stage, write_params
+from conftest import ROOT, load_stage, write_params
 from neurovision import preprocess as pre
 from neurovision import release
 from neurovision.errors import DataError, ParamError
 from neurovision.io import load_npy_dict, save_npy_dict
-from neurovision.params import PreprocessParams, parse_params
+from neurovision.params import PreprocessParams, load_params, parse_params
 
 SF = 1000.0
 #: EEG channels of the hand-made files, deliberately out of montage order; four of them match
@@ -479,6 +479,24 @@ def test_erp_channels_must_be_among_those_preprocessing_keeps(preprocess, erp, m
 def test_channel_choices_that_fit_pass(preprocess, erp):
     pre.check_channel_params(parse_params({"data": {"eeg": "raw"}, "preprocess": preprocess,
                                            "erp": erp}))
+
+
+def preset_command(name: str) -> str:
+    """The preset's ``dvc exp run`` line as the README gives it (lists quoted for the shell)."""
+    return "dvc exp run " + " ".join(f"-S '{o}'" if "[" in o else f"-S {o}"
+                                     for o in pre.PRESETS[name])
+
+
+@pytest.mark.parametrize("name", list(pre.PRESETS))
+def test_presets_are_valid_params_and_in_the_readme(name, tmp_path):
+    from dvc.utils.hydra import apply_overrides  # what dvc exp run -S does to params.yaml
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    apply_overrides(str(tmp_path / "params.yaml"), list(pre.PRESETS[name]))
+    params = load_params(tmp_path / "params.yaml")
+    pre.check_channel_params(params)
+    assert params.data.eeg == "raw"
+    assert f"`{preset_command(name)}`" in (ROOT / "README.md").read_text()
 
 
 # --------------------------------------------------------------------------------------
