@@ -499,6 +499,21 @@ def test_presets_are_valid_params_and_in_the_readme(name, tmp_path):
     assert f"`{preset_command(name)}`" in (ROOT / "README.md").read_text()
 
 
+def test_erp_channels_all_is_every_recorded_channel_in_one_order():
+    from neurovision.channels import RAW_CHANNELS
+    from neurovision.erp import channel_list
+    from neurovision.params import ErpParams
+
+    rng = np.random.default_rng(0)
+    scrambled = list(rng.permutation(RAW_CHANNELS))
+    got = channel_list(ErpParams(), scrambled)
+    assert got[:17] == release.RELEASE_CHANNELS and sorted(got) == sorted(RAW_CHANNELS)
+    assert got == channel_list(ErpParams(), list(RAW_CHANNELS))  # whatever the file's order
+    assert channel_list(ErpParams(), list(rng.permutation(release.RELEASE_CHANNELS))) == \
+        release.RELEASE_CHANNELS  # the release's files: exactly as before
+    assert channel_list(ErpParams(channels=("Oz", "Fp1")), scrambled) == ("Oz", "Fp1")
+
+
 # --------------------------------------------------------------------------------------
 # The raw layout's sources: a local folder or archive, and the archive's members
 
