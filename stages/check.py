@@ -3,9 +3,11 @@
 Every other stage depends on this stage's output, so DVC runs it first whenever params.yaml
 changed; when it fails, DVC stops before it has deleted any other stage's outputs (DVC removes
 a stage's outputs just before running its command).  It checks the whole params file (the
-schema), the OpenCLIP model name, that torch can use the devices named (embed.device,
-the trainable mapper's device) with embed.precision, and for ``data.source: local`` that
-``data.local_dir`` holds the release layout for every subject.  It writes
+schema, with the cross-checks of ``data.eeg: raw``: the ERP window inside the epochs, the
+ERP channels among those preprocessing keeps), the OpenCLIP model name, that torch can
+use the devices named (embed.device, the trainable mapper's device) with
+embed.precision, and for ``data.source: local`` that ``data.local_dir`` holds the
+release layout for every subject (the raw layout with ``data.eeg: raw``).  It writes
 
 - ``--out``: a constant file, so that a successful check never makes another stage stale;
 - ``--mapper``: the chosen mapper's own settings (``train.<mapper>``) and the layers
@@ -22,6 +24,7 @@ import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 from neurovision.devices import check_device
 from neurovision.io import save_json
 from neurovision.params import layer_name
+from neurovision.preprocess import check_channel_params
 from neurovision.release import check_local_layout
 from neurovision.stage import params_from, parser, run
 from neurovision.vision.encoder import check_model_name, check_precision
@@ -39,8 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     if params.train.mapper in ("contrastive", "align"):
         check_device(getattr(params.train, params.train.mapper).device,
                      f"train.{params.train.mapper}.device")
+    check_channel_params(params)
     if params.data.source == "local":
-        check_local_layout(params.data.local_dir, params.data.subjects)
+        check_local_layout(params.data.local_dir, params.data.subjects, params.data.eeg)
     mapper = params.train.mapper
     layer = params.train.layer
     save_json(args.mapper, {

@@ -1,10 +1,17 @@
-"""DVC stage download@N: one subject's two preprocessed-EEG files into --out, and the
-demo's ideal-observer ceiling (null values for real data) into --ceiling.
+"""DVC stage download@N: one subject's EEG into --out, and the demo's ideal-observer
+ceiling (null values for real data and for raw recordings) into --ceiling.
 
-data.source: demo simulates them; things-eeg2 downloads the subject's zip from OSF into
---cache (verified, kept between runs), then extracts only the two arrays; local links or
-copies them from data.local_dir (a folder in the release layout).  Either way the arrays
-are checked (keys, axes, channels, times) with the restricted unpickler.
+``data.eeg: preprocessed``, the release's two preprocessed-EEG files: data.source: demo
+simulates them; things-eeg2 downloads the subject's zip from OSF into --cache (verified,
+kept between runs), then extracts only the two arrays; local links or copies them from
+data.local_dir (a folder in the release layout).  Either way the arrays are checked (keys,
+axes, channels, times) with the restricted unpickler.
+
+``data.eeg: raw``, the subject's raw recordings in the raw layout (ses-01 .. ses-04, a
+training and a test file each): demo simulates them (:mod:`neurovision.demo_raw`);
+things-eeg2 downloads the subject's archive from Figshare+ into --cache (verified, kept
+between runs) and extracts the eight files; local links or copies them from data.local_dir.
+preprocess@N reads and checks them.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import _workspace  # noqa: F401  (this workspace's src/ first on sys.path)
 
 import numpy as np
 
-from neurovision import demo, osf, release
+from neurovision import demo, demo_raw, figshare, osf, release
 from neurovision.erp import check_subject
 from neurovision.io import atomic_dir, save_json
 from neurovision.retrieval import retrieval_metrics
@@ -32,10 +39,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True, help="directory for the subject's EEG files")
     ap.add_argument("--ceiling", required=True, help="JSON file for the ideal-observer ceiling")
     ap.add_argument("--cache", default="data/downloads",
-                    help="where verified OSF downloads are kept between runs (not a DVC output)")
+                    help="where verified OSF and Figshare downloads are kept between runs (not a "
+                         "DVC output)")
     args = ap.parse_args(argv)
     p = params_from(args).data
-    if p.source == "demo":
+    if p.eeg == "raw":
+        with atomic_dir(args.out) as tmp:
+            if p.source == "demo":
+                demo_raw.write_subject(tmp, p.demo, args.subject)
+            elif p.source == "things-eeg2":
+                name = release.raw_archive(args.subject)
+                paths = figshare.fetch_files(p.figshare.article, [name], Path(args.cache),
+                                             p.figshare)
+                release.extract_raw_subject(paths[name], args.subject, tmp)
+            else:
+                release.local_raw_subject(p.local_dir, args.subject, tmp)
+        log.info("subject %d (%s): raw recordings, %d files", args.subject, p.source,
+                 len(release.raw_layout()))
+        # No ideal observer after MNE preprocessing: the same keys, all null (evaluate skips it).
+        ceiling = dict.fromkeys(retrieval_metrics(np.zeros((2, 2))), None)
+    elif p.source == "demo":
         with atomic_dir(args.out) as tmp:
             ceiling = demo.write_subject(tmp, p.demo, args.subject)
     else:

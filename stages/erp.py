@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     train_ep = load_epochs(raw / "preprocessed_eeg_training.npy")
     train = erp_features(train_ep, p)
     train_times, train_source = train_ep.times, train_ep.source
+    channels = channel_list(p, train_ep.ch_names)
     del train_ep
     test_ep = load_epochs(raw / "preprocessed_eeg_test.npy")
     check_same_times(test_ep.times, train_times, test_ep.source, train_source)
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     save_npy(args.out_test, test.astype(np.float32))
     save_npy(args.out_train, train.astype(np.float32))
     save_json(args.out_info, {
-        "subject": args.subject, "channels": list(channel_list(p)),
+        "subject": args.subject, "channels": list(channels),
         "times": [float(t) for t in test_ep.times], "tmin": p.tmin, "tmax": p.tmax,
         "bin_size": p.bin_size, "baseline": p.baseline, "standardize": p.standardize,
         "n_train": int(train.shape[0]), "n_test": int(test.shape[0]),

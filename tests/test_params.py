@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from conftest import ROOT
 from neurovision.errors import ParamError
 from neurovision.params import (
+    EEG_KINDS,
     EMBED_PRECISIONS,
     MAPPERS,
     PROTOCOLS,
@@ -51,7 +52,8 @@ def test_project_params_are_valid_and_complete():
     assert isinstance(p, Params)
     assert p.erp.channels == "all"
     raw = yaml.safe_load(PARAMS_YAML.read_text())
-    assert set(raw) == {"data", "erp", "embed", "pca", "train", "evaluate", "cache"}
+    assert set(raw) == {"data", "preprocess", "erp", "embed", "pca", "train", "evaluate",
+                        "cache"}
 
 
 def _typed(x: Any) -> Any:
@@ -130,7 +132,8 @@ def test_empty_sections_and_file_mean_the_defaults():
 
 
 @pytest.mark.parametrize("choices, where", [
-    (SOURCES, "data.source"), (MAPPERS, "train.mapper"), (TARGETS, "train.target"),
+    (SOURCES, "data.source"), (EEG_KINDS, "data.eeg"), (MAPPERS, "train.mapper"),
+    (TARGETS, "train.target"),
     (PROTOCOLS, "train.protocol"), (EMBED_PRECISIONS, "embed.precision")])
 def test_choice_constants_are_the_accepted_values(choices, where):
     base = {"data": {"subjects": [1, 2], "local_dir": "raw"}}
@@ -156,7 +159,6 @@ DEVICES = "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
 LAYERS = "a non-empty list of layers, each 'final' or a relative depth in (0, 1), none repeated"
 RULES = [
     Rule("data.source", "s3", "things-eeg2", "one of ['demo', 'things-eeg2', 'local']"),
-    Rule("data.eeg", "eeg", "preprocessed", "one of ['preprocessed']"),
     Rule("data.subjects", [], [10], "a non-empty list of subjects 1-10"),
     Rule("data.subjects", [0], [1], "subjects numbered 1-10"),
     Rule("data.subjects", [11], [10], "subjects numbered 1-10"),
@@ -181,6 +183,37 @@ RULES = [
     Rule("data.osf.timeout", 3600.5, 3600.0, "seconds in (0, 3600]"),
     Rule("data.osf.min_interval", -0.1, 0.0, "seconds in 0-600"),
     Rule("data.osf.min_interval", 600.5, 600.0, "seconds in 0-600"),
+    Rule("data.eeg", "bids", "raw", "one of ['preprocessed', 'raw']"),
+    Rule("data.figshare.api_url", "ftp://figshare.com/", "http://127.0.0.1:1/v2/",
+         "an http(s) URL of the Figshare API v2"),
+    Rule("data.figshare.article", 0, 1, "an integer >= 1"),
+    Rule("data.figshare.retries", 51, 50, "an integer in 0-50"),
+    Rule("data.figshare.backoff", -0.1, 0.0, "seconds in 0-600"),
+    Rule("data.figshare.timeout", 0.0, 1e-3, "seconds in (0, 3600]"),
+    *[Rule(f"data.demo.{k}", least - 1, least,
+           f"at least {least} with data.eeg: raw (one repetition per session at least)",
+           {"data": {"eeg": "raw"}}) for k, least in (("train_reps", 2), ("test_reps", 4))],
+    Rule("preprocess.channels", "(O", "^O|^P", "a valid regular expression (missing ), "
+         "unterminated subpattern at position 0)"),
+    Rule("preprocess.channels", [], ["Oz"], "'all', a regular expression matched at the start "
+         "of each channel name, or a non-empty list of channel names"),
+    Rule("preprocess.channels", ["Oz", "Oz"], ["Oz", "O1"], "no repeated channel"),
+    Rule("preprocess.tmax", 0.5, 0.51, "a time > tmin (0.5)",
+         {"preprocess": {"tmin": 0.5, "baseline": None}}),
+    Rule("preprocess.baseline", [0.0, -0.1], [None, None], "null or [start, end] in seconds "
+         "(either may be null: the epoch's edge), start < end, inside tmin..tmax"),
+    Rule("preprocess.baseline", [-0.3, 0.0], [-0.2, 0.0],
+         "a window inside tmin..tmax (-0.2 .. 0.8 s)"),
+    Rule("preprocess.baseline", [None, 0.9], [None, 0.8],
+         "a window inside tmin..tmax (-0.2 .. 0.8 s)"),
+    Rule("preprocess.sfreq", 0.0, 1e-3, "a finite number > 0"),
+    Rule("preprocess.l_freq", 0.0, 0.1, "null or a finite number > 0"),
+    Rule("preprocess.h_freq", 0.1, 0.11, "a frequency > l_freq (0.1)",
+         {"preprocess": {"l_freq": 0.1}}),
+    Rule("preprocess.mvnn", "pca", "epochs", "one of ['time', 'epochs', 'none']"),
+    Rule("preprocess.mvnn_fit", "test", "train+test", "one of ['train', 'train+test']"),
+    Rule("preprocess.max_reps.train", 0, 1, "an integer >= 1"),
+    Rule("preprocess.max_reps.test", 0, 1, "an integer >= 1"),
     Rule("erp.channels", "some", "all", "'all' or a non-empty list of channel names"),
     Rule("erp.channels", [], ["Oz"], "'all' or a non-empty list of channel names"),
     Rule("erp.channels", ["Oz", "Oz"], ["Oz", "O1"], "no repeated channel"),
@@ -275,10 +308,23 @@ def test_bad_value_is_named_and_the_boundary_is_accepted(rule: Rule):
 def test_every_validated_field_has_a_rule():
     """The table above covers each field that has a rule beyond its type."""
     free = {"data.demo.seed", "embed.seed", "train.seed", "erp.tmin", "erp.standardize",
-            "evaluate.seed"}
+            "evaluate.seed", "preprocess.tmin", "preprocess.seed"}
     fields = {".".join(p) for p in _fields(Params)}
     leaves = {f for f in fields if not any(g.startswith(f + ".") for g in fields)}
     assert leaves - free == {r.where for r in RULES}
+
+
+def test_raw_erp_window_lies_inside_the_epoch():
+    raw = {"data": {"eeg": "raw"}}
+    assert message(nest("erp.tmax", 0.9, raw)) == (
+        "params: erp.tmax: expected a time inside the epoch, preprocess.tmin..preprocess.tmax "
+        "(-0.2 .. 0.8 s), got 0.9")
+    assert message(nest("erp.tmin", -0.3, nest("erp.tmax", 0.5, raw))).startswith(
+        "params: erp.tmin: expected a time inside the epoch")
+    assert message(nest("erp.baseline", [-0.25, 0.0], raw)).startswith(
+        "params: erp.baseline: expected a window inside the epoch")
+    parse_params(nest("erp.tmax", 1.0, nest("preprocess.tmax", 1.0, raw)))
+    parse_params(nest("erp.tmax", 0.9, {}))  # the release's epoch is not the preprocess one
 
 
 def test_inter_protocol_needs_two_subjects():
@@ -355,8 +401,8 @@ def test_unknown_key_suggests_the_right_one():
         "params: unknown key 'train.ridge.alpah' (expected one of ['alpha']); "
         "did you mean 'alpha'?")
     assert message({"trian": {}}) == (
-        "params: unknown key 'trian' (expected one of ['data', 'erp', 'embed', 'pca', "
-        "'train', 'evaluate', 'cache']); did you mean 'train'?")
+        "params: unknown key 'trian' (expected one of ['data', 'preprocess', 'erp', 'embed', "
+        "'pca', 'train', 'evaluate', 'cache']); did you mean 'train'?")
     assert message({"data": {"demo": {"n_tset": 5}}}).endswith("did you mean 'n_test'?")
 
 

@@ -7,11 +7,13 @@ Axis convention of the release (and of every array here), named once:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from neurovision.channels import RAW_CHANNELS
 from neurovision.errors import DataError
 from neurovision.io import load_npy_dict
 from neurovision.params import ErpParams
@@ -78,9 +80,20 @@ def check_same_times(times: np.ndarray, reference: np.ndarray, source: str,
                     f"got {len(times)} samples, {times[0]:.3f} .. {times[-1]:.3f} s{where}")
 
 
-def channel_list(p: ErpParams) -> tuple[str, ...]:
-    """The channels ``erp.channels`` selects: ``all`` is the release's 17, in its order."""
-    return RELEASE_CHANNELS if p.channels == "all" else tuple(p.channels)
+def channel_list(p: ErpParams, ch_names: Sequence[str] | None = None) -> tuple[str, ...]:
+    """The channels ``erp.channels`` selects, in feature order.
+
+    ``all`` is the release's 17 (in the release's order), then every other of the 63
+    recorded channels (:data:`neurovision.channels.RAW_CHANNELS`) that the file's
+    ``ch_names`` holds, in montage order: the release's 17 on the release's files, all 63
+    after ``preprocess.channels: all``.  The order does not depend on the file's, so the
+    features of files that store channels differently line up.
+    """
+    if p.channels != "all":
+        return tuple(p.channels)
+    extra = [] if ch_names is None else [c for c in RAW_CHANNELS
+                                         if c in ch_names and c not in RELEASE_CHANNELS]
+    return (*RELEASE_CHANNELS, *extra)
 
 
 def channel_indices(ch_names: tuple[str, ...], wanted: tuple[str, ...], source: str) -> np.ndarray:
@@ -124,7 +137,7 @@ def erp_features(epochs: Epochs, p: ErpParams, block: int = 1024) -> np.ndarray:
     allocated, and the result does not depend on ``block``.
     """
     data = epochs.data
-    chans = channel_indices(epochs.ch_names, channel_list(p), epochs.source)
+    chans = channel_indices(epochs.ch_names, channel_list(p, epochs.ch_names), epochs.source)
     bmask = None
     if p.baseline is not None:
         bmask = time_mask(epochs.times, p.baseline[0], p.baseline[1], "erp.baseline",

@@ -12,6 +12,7 @@ field's type and bounds ("an integer >= 1", "a number in (0, 1)", "one of [...]"
 from __future__ import annotations
 
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union
@@ -34,7 +35,9 @@ from neurovision.devices import DEVICE_PATTERN, DEVICE_TEXT
 from neurovision.errors import ParamError
 
 Source = Literal["demo", "things-eeg2", "local"]
-EegKind = Literal["preprocessed"]  # data.eeg: which recordings the source provides
+EegKind = Literal["preprocessed", "raw"]  # data.eeg: which recordings the source provides
+Mvnn = Literal["time", "epochs", "none"]  # preprocess.mvnn
+MvnnFit = Literal["train", "train+test"]  # preprocess.mvnn_fit
 Mapper = Literal["ridge", "pls", "mlp", "contrastive", "align"]
 Target = Literal["image", "concept_mean", "text"]  # train.target
 Protocol = Literal["intra", "inter"]
@@ -43,6 +46,7 @@ Pool = Literal["mean", "cls"]  # embed.pool
 FINAL = "final"
 
 SOURCES: tuple[str, ...] = typing.get_args(Source)
+EEG_KINDS: tuple[str, ...] = typing.get_args(EegKind)
 MAPPERS: tuple[str, ...] = typing.get_args(Mapper)
 TARGETS: tuple[str, ...] = typing.get_args(Target)
 PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
@@ -126,6 +130,20 @@ class OsfParams(_Section):
     min_interval: Finite = Field(1.0, ge=0, le=600, description="seconds in 0-600")
 
 
+class FigshareParams(_Section):
+    """How ``data.eeg: raw`` with ``things-eeg2`` talks to Figshare (see
+    :mod:`neurovision.figshare`)."""
+
+    # tests point this at a local server
+    api_url: Str = Field("https://api.figshare.com/v2/", pattern=r"^https?://",
+                         description="an http(s) URL of the Figshare API v2")
+    # the Figshare+ article that holds the raw recordings
+    article: Int = Field(18470912, ge=1)
+    retries: Int = Field(5, ge=0, le=50, description="an integer in 0-50")
+    backoff: Finite = Field(2.0, ge=0, le=600, description="seconds in 0-600")
+    timeout: Float = Field(30.0, gt=0, le=3600, description="seconds in (0, 3600]")
+
+
 class DataParams(_Section):
     source: Source = "demo"
     eeg: EegKind = "preprocessed"
@@ -133,6 +151,7 @@ class DataParams(_Section):
     local_dir: Optional[Str] = None
     demo: DemoParams = DemoParams()
     osf: OsfParams = OsfParams()
+    figshare: FigshareParams = FigshareParams()
 
     @field_validator("subjects")
     @classmethod
@@ -184,6 +203,77 @@ class ErpParams(_Section):
     def _window(self) -> ErpParams:
         if not self.tmax > self.tmin:
             raise _bad(self.tmax, f"a time > tmin ({self.tmin})", "tmax")
+        return self
+
+
+class MaxRepsParams(_Section):
+    """Repetitions of each image kept per session (``preprocess.max_reps``)."""
+
+    train: Int = Field(2, ge=1)
+    test: Int = Field(20, ge=1)
+
+
+#: The channels the official release keeps: names starting with O or P (17 of the 63).
+RELEASE_CHANNEL_REGEX = "^O *|^P *"
+
+
+class PreprocessParams(_Section):
+    """How preprocess@N turns raw recordings into the release's format (``data.eeg: raw``).
+
+    The defaults are the official release's steps (gifale95/eeg_encoding), except
+    ``mvnn_fit``: the release's noise covariance also used the test partition."""
+
+    channels: Union[Literal["all"], tuple[Str, ...], Str] = Field(
+        RELEASE_CHANNEL_REGEX, description=(
+            "'all', a regular expression matched at the start of each channel name, or a "
+            "non-empty list of channel names"))
+    tmin: Finite = -0.2
+    tmax: Finite = 0.8
+    baseline: Optional[tuple[Optional[Finite], ...]] = Field(
+        (None, 0.0), description=(
+            "null or [start, end] in seconds (either may be null: the epoch's edge), start < "
+            "end, inside tmin..tmax"))
+    sfreq: Finite = Field(100.0, gt=0)
+    l_freq: Optional[Finite] = Field(None, gt=0)
+    h_freq: Optional[Finite] = Field(None, gt=0)
+    mvnn: Mvnn = "time"
+    mvnn_fit: MvnnFit = "train"
+    max_reps: MaxRepsParams = MaxRepsParams()
+    seed: Int = 20200220
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, v: Union[str, tuple[str, ...]]) -> Union[str, tuple[str, ...]]:
+        if isinstance(v, tuple):
+            if not v:
+                raise _bad([])
+            if len(set(v)) != len(v):
+                raise _bad(list(v), "no repeated channel")
+        elif v != "all":
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise _bad(v, f"a valid regular expression ({exc})") from None
+        return v
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, v: Optional[tuple]) -> Optional[tuple]:
+        if v is not None and not (len(v) == 2 and (None in v or v[1] > v[0])):
+            raise _bad(list(v))
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> PreprocessParams:
+        if not self.tmax > self.tmin:
+            raise _bad(self.tmax, f"a time > tmin ({self.tmin})", "tmax")
+        if self.baseline is not None:
+            start, end = self.baseline
+            if (start is not None and start < self.tmin) or (end is not None and end > self.tmax):
+                raise _bad(list(self.baseline), f"a window inside tmin..tmax ({self.tmin} .. "
+                           f"{self.tmax} s)", "baseline")
+        if self.l_freq is not None and self.h_freq is not None and not self.h_freq > self.l_freq:
+            raise _bad(self.h_freq, f"a frequency > l_freq ({self.l_freq})", "h_freq")
         return self
 
 
@@ -315,6 +405,7 @@ class CacheParams(_Section):
 
 class Params(_Section):
     data: DataParams = DataParams()
+    preprocess: PreprocessParams = PreprocessParams()
     erp: ErpParams = ErpParams()
     embed: EmbedParams = EmbedParams()
     pca: PcaParams = PcaParams()
@@ -349,6 +440,35 @@ class Params(_Section):
             raise _bad(self.train.target, "'image' or 'concept_mean' unless train.layer is "
                        "'final' (text embeddings live in the final layer's space)",
                        "train.target")
+        return self
+
+    @model_validator(mode="after")
+    def _raw_demo_sessions(self) -> Params:
+        """The simulated raw recordings show each training image in 2 of the 4 sessions and
+        every test image in all 4: each session needs one repetition at least."""
+        if self.data.eeg == "raw" and self.data.source == "demo":
+            for key, least in (("train_reps", 2), ("test_reps", 4)):
+                value = getattr(self.data.demo, key)
+                if value < least:
+                    raise _bad(value, f"at least {least} with data.eeg: raw (one repetition "
+                               f"per session at least)", f"data.demo.{key}")
+        return self
+
+    @model_validator(mode="after")
+    def _erp_inside_the_epoch(self) -> Params:
+        """With raw recordings, the ERP window lies inside the epochs preprocess@N cuts."""
+        if self.data.eeg != "raw":
+            return self
+        pre, erp = self.preprocess, self.erp
+        where = f"inside the epoch, preprocess.tmin..preprocess.tmax ({pre.tmin} .. {pre.tmax} s)"
+        eps = 1e-9
+        if erp.tmin < pre.tmin - eps:
+            raise _bad(erp.tmin, f"a time {where}", "erp.tmin")
+        if erp.tmax > pre.tmax + eps:
+            raise _bad(erp.tmax, f"a time {where}", "erp.tmax")
+        if erp.baseline is not None and (erp.baseline[0] < pre.tmin - eps
+                                         or erp.baseline[1] > pre.tmax + eps):
+            raise _bad(list(erp.baseline), f"a window {where}", "erp.baseline")
         return self
 
 

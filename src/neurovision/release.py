@@ -12,6 +12,20 @@ On OSF (project 3jk45) the preprocessed EEG is in component ``anp5v``, one zip p
     sub-01/preprocessed_eeg_training.npy   (or sub-01.zip)
     sub-01/preprocessed_eeg_test.npy
     ...
+
+The raw recordings (``data.eeg: raw``) are on Figshare+ (article 18470912, where the OSF
+raw component's wiki points); a folder in the *raw* layout holds, per subject, its four
+sessions, unpacked or as the subject's archive::
+
+    sub-01/ses-01/raw_eeg_training.npy   (or sub-01.zip holding them)
+    sub-01/ses-01/raw_eeg_test.npy
+    ...
+    sub-01/ses-04/raw_eeg_test.npy
+
+The Figshare file names and packaging are unverified (one public downloader unzips
+``sub-XX.zip`` files from that article): :func:`raw_archive` names the file the pipeline
+looks for and :func:`raw_members` maps the archive's members to the layout, and both fail,
+listing what is there, when the article or an archive holds something else.
 """
 
 from __future__ import annotations
@@ -54,6 +68,12 @@ RELEASE_SHAPES = {"preprocessed_eeg_training.npy": (16540, 4, 17, 100),
                   "preprocessed_eeg_test.npy": (200, 80, 17, 100)}
 CHUNK = 1 << 20
 
+#: The Figshare+ article of the raw recordings (OSF component crxs4's wiki points there).
+RAW_ARTICLE = 18470912
+RAW_SESSIONS = (1, 2, 3, 4)
+#: Each session's two raw files, by split.
+RAW_FILES = {"train": "raw_eeg_training.npy", "test": "raw_eeg_test.npy"}
+
 
 def subject_folder(subject: int) -> str:
     """``sub-01`` ... ``sub-10``: the release's name for subject N."""
@@ -62,6 +82,26 @@ def subject_folder(subject: int) -> str:
 
 def subject_zip(subject: int) -> str:
     return f"{subject_folder(subject)}.zip"
+
+
+def session_folder(session: int) -> str:
+    """``ses-01`` ... ``ses-04``: the raw layout's name for session N."""
+    return f"ses-{session:02d}"
+
+
+def raw_layout() -> list[str]:
+    """The eight files of a subject's raw recordings, relative to its folder, in order."""
+    return [f"{session_folder(s)}/{name}" for s in RAW_SESSIONS for name in RAW_FILES.values()]
+
+
+def raw_archive(subject: int) -> str:
+    """The name of subject N's archive of raw recordings on Figshare (unverified)."""
+    return subject_zip(subject)
+
+
+def missing_raw_files(folder: str | Path) -> list[str]:
+    """The files of the raw layout that ``folder`` lacks (relative names)."""
+    return [rel for rel in raw_layout() if not (Path(folder) / rel).is_file()]
 
 
 # --------------------------------------------------------------------------------------
@@ -171,6 +211,43 @@ def extract_subject(archive: str | Path, subject: int, out_dir: str | Path,
                     progress=progress)
 
 
+def raw_members(names: Sequence[str], subject: int, archive: str | Path) -> dict[str, str]:
+    """Which member of a subject's raw archive is which file of the raw layout.
+
+    Each layout file ``ses-0M/raw_eeg_*.npy`` must be exactly one member whose name is it or
+    ends in ``/`` + it (leading folders such as ``sub-01/`` are allowed); a leading folder
+    that names a subject must name this one.  Returns ``{member: layout name}``.
+    """
+    files = [n for n in names if not n.endswith("/")]
+    out: dict[str, str] = {}
+    for rel in raw_layout():
+        found = [n for n in files if n == rel or n.endswith("/" + rel)]
+        if len(found) != 1:
+            got = "none" if not found else f"{len(found)}: {found[:4]}"
+            raise DataError(f"{archive}: expected one member {rel} (or <folder>/{rel}) for "
+                            f"subject {subject}, found {got}; the archive holds "
+                            f"{sorted(files)[:12]} (the raw archives' packaging on Figshare is "
+                            f"unverified: if it differs, unpack them into data.local_dir in the "
+                            f"raw layout and use data.source: local)")
+        member = found[0]
+        others = [part for part in member.split("/")[:-2] if re.fullmatch(r"sub-\d+", part)]
+        if others and others != [subject_folder(subject)]:
+            raise DataError(f"{archive}: member {member} belongs to {others[-1]}, expected "
+                            f"{subject_folder(subject)}'s recordings")
+        out[member] = rel
+    return out
+
+
+def extract_raw_subject(archive: str | Path, subject: int, out_dir: str | Path,
+                        progress: bool = True) -> None:
+    """Subject N's eight raw files from its archive into ``out_dir`` in the raw layout."""
+    with open_archive(archive) as zf:
+        names = zf.namelist()
+    members = raw_members(names, subject, archive)
+    extract_members(archive, {m: Path(out_dir) / rel for m, rel in members.items()},
+                    progress=progress)
+
+
 # --------------------------------------------------------------------------------------
 # Bringing files in: link when possible, else copy
 
@@ -237,12 +314,45 @@ def local_image_sources(local_dir: str | Path) -> list[Path]:
     return found
 
 
-def check_local_layout(local_dir: str | Path, subjects: Sequence[int]) -> None:
+def local_raw_subject_source(local_dir: str | Path, subject: int) -> Path:
+    """Where subject N's raw recordings are in ``local_dir``: its folder holding all eight
+    files of the raw layout, or else its archive."""
+    root = _local_root(local_dir)
+    folder = root / subject_folder(subject)
+    archive = root / raw_archive(subject)
+    missing = missing_raw_files(folder)
+    if not missing:
+        return folder
+    if archive.is_file():
+        return archive
+    raise DataError(f"{root}: subject {subject}: expected the raw recordings {folder.name}/"
+                    f"ses-01 .. ses-04 with {' and '.join(RAW_FILES.values())} (or "
+                    f"{archive.name}); missing {folder.name}/{missing[0]}"
+                    + (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+
+
+def local_raw_subject(local_dir: str | Path, subject: int, out_dir: str | Path,
+                      progress: bool = True) -> None:
+    """Bring subject N's raw recordings from ``local_dir`` into ``out_dir`` (raw layout)."""
+    source = local_raw_subject_source(local_dir, subject)
+    if source.is_dir():
+        for rel in raw_layout():
+            link_or_copy(source / rel, Path(out_dir) / rel)
+    else:
+        extract_raw_subject(source, subject, out_dir, progress=progress)
+
+
+def check_local_layout(local_dir: str | Path, subjects: Sequence[int],
+                       eeg: str = "preprocessed") -> None:
     """Fail, naming what is missing, unless ``local_dir`` holds the images and every
-    subject's EEG in the release layout (only names are checked: nothing is read)."""
+    subject's EEG (``eeg``: the preprocessed files, or the raw recordings) in the release
+    layout (only names are checked: nothing is read)."""
     local_image_sources(local_dir)
     for subject in subjects:
-        local_subject_source(local_dir, subject)
+        if eeg == "raw":
+            local_raw_subject_source(local_dir, subject)
+        else:
+            local_subject_source(local_dir, subject)
 
 
 def local_subject(local_dir: str | Path, subject: int, out_dir: str | Path,

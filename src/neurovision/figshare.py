@@ -1,0 +1,368 @@
+"""Verified downloads from Figshare (figshare.com and Figshare+) through its public API v2.
+
+An article's files are found by listing them (``GET {api}/articles/{id}/files``, page by
+page), never by guessing URLs; each entry gives the file's ``name``, ``size``,
+``download_url`` and the md5 Figshare computed (``computed_md5``; ``supplied_md5`` is the
+uploader's, checked too when given).
+
+Faults, and what happens (as for OSF, :mod:`neurovision.osf`):
+
+- a download goes to ``<name>.part`` and is renamed to ``<name>`` only once its size and md5
+  match; a mismatch deletes it and names both hashes;
+- a connection broken mid-file keeps the ``.part``: the next try (in this run, or the next
+  run) asks for the rest with an HTTP ``Range`` request, or starts over if the server
+  ignores it;
+- HTTP 429 and 5xx answers (and, once Figshare has answered, failed connections) are retried
+  by urllib3 with exponential backoff (:func:`neurovision.http.retry_policy`), a bounded
+  number of times; other HTTP errors (404 ...) fail at once, naming the URL;
+- a Figshare that cannot be reached at all fails at the first request, in seconds, with one
+  message saying how to go on without it; files downloaded and verified earlier are used;
+- a file already downloaded and verified (a ``<name>.verified.json`` stamp next to it
+  records its md5, size and mtime) is not fetched again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from neurovision import http
+from neurovision.errors import DataError
+from neurovision.http import describe
+from neurovision.io import file_hashes, save_json
+from neurovision.params import FigshareParams
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 16  # bytes per read: a broken connection loses at most this much
+CONNECT_TIMEOUT = 10.0
+PAGE_SIZE = 100  # files per listing page
+MAX_PAGES = 1000
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+class FigshareUnreachable(DataError):
+    """Figshare did not answer at all (no network, DNS failure, connection refused)."""
+
+
+def unreachable_message(api_url: str, exc: BaseException) -> str:
+    return (f"cannot reach Figshare at {api_url} ({describe(exc)}). data.eeg: raw with "
+            f"data.source: things-eeg2 downloads the raw recordings from Figshare+ and needs "
+            f"the network. To go on without it: run the simulated recordings (data.source: "
+            f"demo), use the release's preprocessed EEG (data.eeg: preprocessed), or download "
+            f"the raw recordings where there is network access and point the pipeline at them "
+            f"(data.source: local with data.local_dir: <folder in the raw layout>; see README, "
+            f"'Raw recordings').")
+
+
+def _backoff(p: FigshareParams, attempt: int) -> float:
+    """Seconds waited after try ``attempt + 1`` of a broken download failed."""
+    return http.wait_after(http.retry_policy(p.retries, p.backoff), attempt + 1)
+
+
+class FigshareSession(requests.Session):
+    """A session with timeouts, bounded retries and errors that say what to do.
+
+    ``get`` returns only successful answers (2xx, and 416 to a ranged request).  Until
+    Figshare has answered once, a failed connection is not retried, so an unreachable
+    Figshare fails at once.
+    """
+
+    def __init__(self, p: FigshareParams):
+        super().__init__()
+        self.p = p
+        self.reached = False
+        self._retry = http.retry_policy(p.retries, p.backoff)
+        self._adapter = HTTPAdapter(max_retries=self._retry.new(connect=0, read=0, other=0))
+        self.mount("https://", self._adapter)
+        self.mount("http://", self._adapter)
+
+    def get(self, url: str, *args, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", (min(CONNECT_TIMEOUT, self.p.timeout), self.p.timeout))
+        ranged = "Range" in (kwargs.get("headers") or {})
+        tries = self.p.retries + 1
+        try:
+            resp = super().get(url, *args, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if not self.reached:
+                raise FigshareUnreachable(unreachable_message(self.p.api_url, exc)) from None
+            raise DataError(f"Figshare: {url}: {describe(exc)}, {tries} tries "
+                            f"(data.figshare.retries: {self.p.retries}); rerun later to try "
+                            f"again") from None
+        if not self.reached:
+            self.reached = True
+            self._adapter.max_retries = self._retry
+        code = resp.status_code
+        if code < 400 or (code == 416 and ranged):
+            return resp
+        resp.close()
+        reason = f"HTTP {code} {resp.reason or ''}".strip()
+        if code in http.RETRIED_STATUS:
+            raise DataError(f"Figshare: {url} answered {reason} {tries} times "
+                            f"(data.figshare.retries: {self.p.retries}); Figshare is "
+                            f"overloaded or down: try again later")
+        hint = {403: "Figshare refused access; the raw recordings are public: check "
+                     "data.figshare.api_url",
+                404: "the article or file is not (or no longer) on Figshare; check "
+                     "data.figshare.article"}.get(code, "")
+        raise DataError(f"Figshare: {url} answered {reason}" + (f"; {hint}" if hint else ""))
+
+
+# --------------------------------------------------------------------------------------
+# Listing
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a Figshare article, as the article's file listing describes it."""
+
+    article: int
+    id: int
+    name: str
+    size: int
+    md5: str
+    url: str
+
+
+def _entry(article: int, item: object, url: str) -> RemoteFile:
+    """A listing entry, checked: every field the download needs, and one md5."""
+    if not isinstance(item, dict):
+        raise DataError(f"Figshare: {url}: expected a list of file entries, got "
+                        f"{type(item).__name__}")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise DataError(f"Figshare: {url}: a file entry without a name: {item!r:.200}")
+    if item.get("is_link_only"):
+        raise DataError(f"Figshare article {article}: {name} is only a link to elsewhere "
+                        f"({item.get('download_url')}), not a file Figshare serves")
+    size, link = item.get("size"), item.get("download_url")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise DataError(f"Figshare article {article}: {name}: expected a size in bytes, got "
+                        f"{size!r}")
+    if not isinstance(link, str) or not link.startswith(("http://", "https://")):
+        raise DataError(f"Figshare article {article}: {name}: expected a download_url, got "
+                        f"{link!r}")
+    hashes = {k: str(item.get(k) or "").lower() for k in ("computed_md5", "supplied_md5")}
+    md5s = {h for h in hashes.values() if h}
+    if not hashes["computed_md5"] or not _MD5.match(hashes["computed_md5"]):
+        raise DataError(f"Figshare article {article}: {name}: Figshare reports no md5 "
+                        f"(computed_md5 {item.get('computed_md5')!r}): cannot verify a "
+                        f"download of it")
+    if len(md5s) > 1:
+        raise DataError(f"Figshare article {article}: {name}: Figshare reports two different "
+                        f"md5s (computed {hashes['computed_md5']}, supplied "
+                        f"{hashes['supplied_md5']}): the file cannot match both")
+    fid = item.get("id")
+    return RemoteFile(article=article, id=fid if isinstance(fid, int) else -1, name=name,
+                      size=size, md5=hashes["computed_md5"], url=link)
+
+
+def list_files(session: FigshareSession, article: int) -> list[RemoteFile]:
+    """Every file of ``article``, read page by page until an empty page."""
+    base = f"{session.p.api_url.rstrip('/')}/articles/{article}/files"
+    out: list[RemoteFile] = []
+    for page in range(1, MAX_PAGES + 1):
+        url = f"{base}?page={page}&page_size={PAGE_SIZE}"
+        resp = session.get(url, headers={"Accept": "application/json"})
+        try:
+            items = resp.json()
+        except ValueError as exc:
+            raise DataError(f"Figshare: {url}: expected a JSON list of files, got "
+                            f"{resp.headers.get('Content-Type', 'no content type')} that does "
+                            f"not parse ({exc})") from exc
+        finally:
+            resp.close()
+        if not isinstance(items, list):
+            raise DataError(f"Figshare: {url}: expected a JSON list of files, got "
+                            f"{type(items).__name__}")
+        if not items:
+            break
+        out += [_entry(article, item, url) for item in items]
+    log.info("Figshare article %d: %d files", article, len(out))
+    return out
+
+
+def find_file(files: Sequence[RemoteFile], article: int, name: str) -> RemoteFile:
+    """The one file called ``name`` in the listing."""
+    matches = [f for f in files if f.name == name]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DataError(f"Figshare article {article}: no file named {name!r}; it holds "
+                        f"{sorted(f.name for f in files)[:20]} (the raw recordings' file names "
+                        f"on Figshare are unverified: if they differ, download and unpack them "
+                        f"into data.local_dir in the raw layout and use data.source: local)")
+    raise DataError(f"Figshare article {article}: {len(matches)} files named {name!r}; "
+                    f"expected one")
+
+
+# --------------------------------------------------------------------------------------
+# The verified stamp
+
+
+def _stamp_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".verified.json")
+
+
+def _write_stamp(dest: Path, md5: str) -> None:
+    st = dest.stat()
+    save_json(_stamp_path(dest), {"file": dest.name, "size": st.st_size,
+                                  "mtime_ns": st.st_mtime_ns, "md5": md5})
+
+
+def _stamp_matches(dest: Path, md5: str | None = None) -> bool:
+    """``dest`` is unchanged since it was verified (and, if given, had this md5)."""
+    try:
+        stamp = json.loads(_stamp_path(dest).read_text())
+        st = dest.stat()
+    except (OSError, ValueError):
+        return False
+    if stamp.get("size") != st.st_size or stamp.get("mtime_ns") != st.st_mtime_ns:
+        return False
+    return md5 is None or stamp.get("md5") == md5
+
+
+def verify(path: Path, remote: RemoteFile, progress: bool = True) -> str:
+    """Check size and md5; on a mismatch delete ``path`` and fail."""
+    size = path.stat().st_size
+    if size != remote.size:
+        path.unlink()
+        raise DataError(f"{remote.name}: size mismatch: Figshare reports {remote.size} bytes, "
+                        f"the download has {size}; it was deleted, rerun to download it again")
+    got = file_hashes(path, ("md5",), progress=progress, label=remote.name)["md5"]
+    if got != remote.md5:
+        path.unlink()
+        raise DataError(f"{remote.name}: hash mismatch (md5: Figshare reports {remote.md5}, the "
+                        f"downloaded file has {got}). The download was deleted; rerun to "
+                        f"download it again (if it repeats, the file on Figshare or something "
+                        f"between you and Figshare is altering it)")
+    return got
+
+
+# --------------------------------------------------------------------------------------
+# Download
+
+
+class _Broken(Exception):
+    """The body of a download stopped before its end (kept as .part, to resume)."""
+
+
+def _stream(session: FigshareSession, remote: RemoteFile, part: Path, progress: bool) -> None:
+    """One request: append the missing bytes to ``part`` (or start it over)."""
+    from tqdm.auto import tqdm
+
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Accept": "*/*"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    resp = session.get(remote.url, stream=True, headers=headers)
+    try:
+        if resp.status_code == 416:  # the range is past the end: the .part is bad
+            part.unlink()
+            raise _Broken(f"server refused to resume at byte {offset}")
+        if offset and resp.status_code == 206:
+            start = resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
+            if start != str(offset):
+                part.unlink()
+                raise _Broken(f"server resumed at {start!r}, not at byte {offset}")
+            mode = "ab"
+            log.info("%s: resuming at byte %d", remote.name, offset)
+        else:
+            if offset:
+                log.info("%s: the server does not resume downloads; starting over", remote.name)
+            mode, offset = "wb", 0
+        with open(part, mode) as f, tqdm(total=remote.size, initial=offset, unit="B",
+                                         unit_scale=True, unit_divisor=1024, desc=remote.name,
+                                         disable=not progress) as bar:
+            try:
+                for block in resp.iter_content(CHUNK):
+                    try:
+                        f.write(block)
+                    except OSError as exc:
+                        raise DataError(f"{part}: cannot write the download "
+                                        f"({exc.strerror}); free some disk space and rerun "
+                                        f"(it resumes)") from exc
+                    bar.update(len(block))
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                raise _Broken(describe(exc)) from exc
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        resp.close()
+    have = part.stat().st_size
+    if have < remote.size:
+        raise _Broken(f"the connection closed at byte {have} of {remote.size}")
+
+
+def fetch(session: FigshareSession, remote: RemoteFile, dest: str | Path,
+          progress: bool = True) -> Path:
+    """Download ``remote`` to ``dest`` (verified), unless a verified copy is already there."""
+    dest = Path(dest)
+    if _stamp_matches(dest, remote.md5):
+        log.info("%s: already downloaded and verified (%s)", remote.name, dest)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():  # present but not (or differently) verified: check it once
+        if file_hashes(dest, ("md5",), progress=progress)["md5"] == remote.md5:
+            _write_stamp(dest, remote.md5)
+            log.info("%s: found at %s with the right md5", remote.name, dest)
+            return dest
+        log.warning("%s: %s does not match the md5 Figshare reports; downloading it again",
+                    remote.name, dest)
+        dest.unlink()
+        _stamp_path(dest).unlink(missing_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    attempt = 0
+    while not part.exists() or part.stat().st_size < remote.size:
+        try:
+            _stream(session, remote, part, progress)
+            break
+        except _Broken as exc:
+            have = part.stat().st_size if part.exists() else 0
+            if attempt >= session.p.retries:
+                raise DataError(f"{remote.name}: download interrupted ({exc}) after "
+                                f"{attempt + 1} tries (data.figshare.retries: "
+                                f"{session.p.retries}); the {have} bytes received are kept in "
+                                f"{part}: rerun to resume") from None
+            delay = _backoff(session.p, attempt)
+            log.warning("%s: download interrupted (%s) at byte %d; resuming in %.1f s",
+                        remote.name, exc, have, delay)
+            time.sleep(delay)
+            attempt += 1
+    got = verify(part, remote, progress=progress)
+    os.replace(part, dest)
+    _write_stamp(dest, got)
+    log.info("%s: downloaded and verified (%s)", remote.name, dest)
+    return dest
+
+
+def fetch_files(article: int, names: Sequence[str], cache_dir: str | Path, p: FigshareParams,
+                progress: bool = True) -> dict[str, Path]:
+    """Download the named files of a Figshare article into ``cache_dir/figshare-<id>/``.
+
+    Returns ``{name: local path}``.  When Figshare cannot be reached but every file was
+    downloaded and verified before (and is unchanged since), those copies are used.
+    """
+    target = Path(cache_dir) / f"figshare-{article}"
+    session = FigshareSession(p)
+    try:
+        files = list_files(session, article)
+    except FigshareUnreachable:
+        cached = {name: target / name for name in names}
+        if all(_stamp_matches(path) for path in cached.values()):
+            log.warning("Figshare is unreachable; using the copies downloaded and verified "
+                        "earlier in %s", target)
+            return cached
+        raise
+    return {name: fetch(session, find_file(files, article, name), target / name, progress)
+            for name in names}
