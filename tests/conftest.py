@@ -96,6 +96,26 @@ def dvc(cwd: Path, *args: str, check: bool = True,
     return proc
 
 
+def run_queue(cwd: Path, jobs: int = 1, timeout: float = 1800,
+              env: dict | None = None) -> tuple[str, str]:
+    """``dvc queue start --jobs N`` as a user runs it, then wait until no queued experiment
+    is queued or running; returns (start's output, the final ``dvc queue status``)."""
+    import time
+
+    started = dvc(cwd, "queue", "start", "--jobs", str(jobs), env=env).stdout
+    deadline = time.monotonic() + timeout
+    while True:
+        status = dvc(cwd, "queue", "status", env=env).stdout
+        tasks = [line.split() for line in status.splitlines()[1:] if line.strip()
+                 and not line.startswith(("Worker status", "No experiment"))]
+        if not any(t and t[-1] in ("Queued", "Running") for t in tasks):
+            return started, status
+        if time.monotonic() > deadline:
+            dvc(cwd, "queue", "stop", "--kill", check=False, env=env)
+            raise AssertionError(f"the queue did not finish in {timeout:.0f} s:\n{status}")
+        time.sleep(3)
+
+
 #: Debian's chromium and chromium-driver (.ci/run installs them) for the real-browser tests
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium"
                                         if Path("/usr/bin/chromium").exists() else None)

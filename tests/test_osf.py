@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import copy_project, dvc, load_stage, write_params
+from conftest import copy_project, dvc, load_stage, project_cache, run_queue, write_params
 from neurovision import osf
 from neurovision.errors import DataError
 from neurovision.params import OsfParams
@@ -284,7 +285,9 @@ def test_things_eeg2_source_feeds_dvc_repro(server, tmp_path):
     assert metrics["n_test"] == MINI_DEMO["n_test"] and 0 <= metrics["top1"] <= 1
     assert "ideal_top1" not in json.loads(
         (root / "metrics/subjects/sub-1/details.json").read_text())  # no ceiling on real data
-    assert (root / "data/downloads/anp5v/sub-01.zip.verified.json").is_file()
+    # verified downloads in the shared cache, outside the workspace
+    assert (project_cache(root) / "downloads/anp5v/sub-01.zip.verified.json").is_file()
+    assert not (root / "data/downloads").exists()
     fetched = {name: len(server.state.downloads(name))
                for name in ("sub-01.zip", "image_metadata.npy", "training_images.zip",
                             "test_images.zip")}
@@ -294,6 +297,16 @@ def test_things_eeg2_source_feeds_dvc_repro(server, tmp_path):
     assert "Running stage 'download@1'" in out
     assert {name: len(server.state.downloads(name)) for name in fetched} == fetched
     assert "up to date" in dvc(root, "repro").stdout
+    # a queued experiment (its own copy of the workspace) that reruns the downloads finds
+    # them in the shared cache: nothing is fetched again
+    for args in (("add", "-A"), ("commit", "-qm", "baseline")):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+    dvc(root, "exp", "run", "--queue", "-n", "retries", "-S", "data.osf.retries=2")
+    _, status = run_queue(root)
+    assert "Success" in status, status
+    log = dvc(root, "queue", "logs", "retries").stdout
+    assert "Running stage 'download@1'" in log and "Running stage 'download_images'" in log
+    assert {name: len(server.state.downloads(name)) for name in fetched} == fetched
 
 
 def test_file_without_hashes_is_not_downloaded(server, tmp_path):
