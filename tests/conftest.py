@@ -47,8 +47,9 @@ def tiny_params(tmp_path: Path) -> Path:
                                                         "local_dir": None, "demo": TINY_DEMO})
 
 
-def copy_project(dest: Path) -> Path:
-    """Copy the tracked project files into ``dest`` and make it a git + DVC repository."""
+def copy_project(dest: Path, keep_lock: bool = False) -> Path:
+    """Copy the tracked project files into ``dest`` and make it a git + DVC repository
+    (without dvc.lock unless ``keep_lock``: a fresh clone of main has the committed one)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
     for rel in files:
@@ -58,7 +59,8 @@ def copy_project(dest: Path) -> Path:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, target)
-    (dest / "dvc.lock").unlink(missing_ok=True)
+    if not keep_lock:
+        (dest / "dvc.lock").unlink(missing_ok=True)
     def run(*cmd):
         return subprocess.run(cmd, cwd=dest, check=True, capture_output=True, text=True)
     run("git", "init", "-q")

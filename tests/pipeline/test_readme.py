@@ -70,7 +70,7 @@ def test_ci_runs_exactly_the_readmes_test_command():
 
 @pytest.mark.integration
 def test_the_readme_runs_as_written(tmp_path):
-    root = copy_project(tmp_path / "clone")
+    root = copy_project(tmp_path / "clone", keep_lock=True)  # as a fresh clone of main
     for args in (("add", "-A"), ("commit", "-qm", "a fresh clone")):
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
     bindir = Path(sys.executable).parent
