@@ -60,6 +60,7 @@ def test_with_a_gpu_auto_is_cuda_and_a_missing_index_is_refused(one_gpu, caplog)
         assert resolve_device("auto", "embed.device") == "cuda"
     assert caplog.messages == ["embed.device auto: using cuda (Test GPU 0)"]
     assert resolve_device("cuda:0", "embed.device") == "cuda:0"
+    assert device_problem("cuda") is None and device_problem("cuda:0") is None
     assert device_problem("cuda:1") == "torch finds 1 CUDA device(s) here, so no cuda:1"
     # the GPU's model enters cache keys and provenance
     assert describe_device("cuda") == "cuda:0 (Test GPU 0)"
@@ -120,3 +121,15 @@ def test_the_contrastive_mapper_on_auto_without_a_gpu_is_the_cpu_fit(no_gpu):
     np.testing.assert_array_equal(auto.predict(X), cpu.predict(X))
     with pytest.raises(ValueError, match="device 'cuda': torch finds no CUDA device"):
         ContrastiveMapper(device="cuda", **kw).fit(X, y, groups=g)
+
+
+def test_what_torch_reports_is_what_the_checks_see(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert devices._cuda_devices() == 0  # no CUDA: no devices, whatever the count says
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert devices._cuda_devices() == 3
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"GPU number {i}")
+    assert devices._gpu_name(2) == "GPU number 2"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert devices._mps_available() is True

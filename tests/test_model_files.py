@@ -112,10 +112,20 @@ def test_a_file_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
         "other class": _edited(good, lambda s: {**s, "__class__": "Popen",
                                                 "__module__": "subprocess"}),
     }
+    named = {"os.system": "os.system", "other class": "subprocess.Popen"}
     for what, payload in payloads.items():
         path = tmp_path / f"{what}.skops"
         path.write_bytes(payload)
-        with pytest.raises(DataError, match=rf"{path.name}: (refused to load|expected a model)"):
+        if what in ("pickle", "eval"):  # not a zip; a function node skops cannot audit
+            error = "BadZipFile" if what == "pickle" else "TypeError"
+            match = (rf"{path.name}: expected a model file written by the pipeline \(skops\), "
+                     rf"got {len(payload)} bytes that are not one \({error}\); a pickle is "
+                     rf"never loaded")
+        else:  # the type is named, and what is trusted
+            match = (rf"{path.name}: refused to load: it names type\(s\) \['{named[what]}'\], "
+                     rf"expected only the pipeline's models \(neurovision\.contrastive\."
+                     rf"ContrastiveMapper, neurovision\.align\.AlignMapper, ")
+        with pytest.raises(DataError, match=match):
             load_model(path)
         assert not marker.exists(), what
 
@@ -125,7 +135,40 @@ def test_damaged_and_missing_files_are_named(tmp_path):
     dump_model(Ridge().fit(np.eye(3), np.eye(3)), good)
     cut = tmp_path / "cut.skops"
     cut.write_bytes(good.read_bytes()[:200])
-    with pytest.raises(DataError, match=r"cut\.skops: expected a model file"):
+    with pytest.raises(DataError, match=r"cut\.skops: expected a model file written by the "
+                       r"pipeline \(skops\), got 200 bytes that are not one \(BadZipFile\)"):
         load_model(cut)
+    # a trusted schema whose array is not an array: skops cannot build it
+    src = zipfile.ZipFile(good)
+    hollow = tmp_path / "hollow.skops"
+    with zipfile.ZipFile(hollow, "w") as zf:
+        for name in src.namelist():
+            zf.writestr(name, b"not an npy file" if name == "0.npy" else src.read(name))
+    with pytest.raises(DataError, match=r"hollow\.skops: expected a complete model file, got "
+                       r"one skops cannot read \(ValueError: This file contains pickled "
+                       r"\(object\) data\. If you trust"):  # numpy refuses the pickle
+        load_model(hollow)
     with pytest.raises(DataError, match=r"absent\.skops: file not found"):
         load_model(tmp_path / "absent.skops")
+
+
+def test_the_canonical_archive_is_compressed_stamped_and_complete(tmp_path):
+    from neurovision.model_files import _canonical
+
+    path = tmp_path / "m.skops"
+    dump_model(Ridge().fit(np.eye(4), np.eye(4)), path)
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+        assert infos[0].filename == "schema.json"
+        assert [i.filename for i in infos[1:]] == [f"{n}.npy" for n in range(len(infos) - 1)]
+        assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in infos)
+        assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in infos)
+    # a member the schema does not name is an error, not silently dropped
+    raw = io.BytesIO()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(raw, "w") as zf:
+        for name in src.namelist():
+            zf.writestr(name, src.read(name))
+        zf.writestr("stray.npy", b"x")
+    with pytest.raises(ValueError, match=r"skops archive members not named in its schema: "
+                       r"\['stray\.npy'\]"):
+        _canonical(raw.getvalue())
