@@ -1,4 +1,5 @@
-"""HTTP retries: urllib3's ``Retry``, with bounded waits, a rate limit and a warning per retry.
+"""HTTP retries: urllib3's ``Retry``, with bounded waits, a rate limit and a warning per retry;
+and the resumable download of a large file that both sources (OSF, Figshare) use.
 
 urllib3 decides what is retried and how often (``total``, ``status_forcelist``, ...); this
 module only sets the wait before each retry and logs every retry, so that a user sees it.
@@ -7,11 +8,16 @@ module only sets the wait before each retry and logs every retry, so that a user
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import urllib3
 from urllib3.util.retry import RequestHistory, Retry
+
+from neurovision.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -92,3 +98,87 @@ def wait_after(policy: LoggedRetry, failed: int, retry_after: str | None = None)
     """Seconds ``policy`` waits after ``failed`` failed tries (the rate limit aside)."""
     history = (RequestHistory("GET", None, None, None, None),) * failed
     return policy.new(history=history).wait(retry_after)
+
+
+# --------------------------------------------------------------------------------------
+# Resumable downloads (OSF and Figshare share this; urllib3's Retry covers a failed request,
+# this the body of a large file that breaks off mid-way, which no HTTP library resumes)
+
+CHUNK = 1 << 16  # bytes per read: a broken connection loses at most this much
+
+
+class Broken(Exception):
+    """The body of a download stopped before its end (kept as .part, to resume)."""
+
+
+def stream_to_part(session, url: str, name: str, size: int | None, part: Path,
+                   progress: bool) -> None:
+    """One request: append the missing bytes of ``url`` to ``part`` (or start it over)."""
+    import requests
+    from tqdm.auto import tqdm
+
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"Accept": "*/*"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    resp = session.get(url, stream=True, headers=headers)
+    try:
+        if resp.status_code == 416:  # the range is past the end: the .part is bad
+            part.unlink()
+            raise Broken(f"server refused to resume at byte {offset}")
+        if offset and resp.status_code == 206:
+            start = resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
+            if start != str(offset):
+                part.unlink()
+                raise Broken(f"server resumed at {start!r}, not at byte {offset}")
+            mode = "ab"
+            log.info("%s: resuming at byte %d", name, offset)
+        else:
+            if offset:
+                log.info("%s: the server does not resume downloads; starting over", name)
+            mode, offset = "wb", 0
+        with open(part, mode) as f, tqdm(total=size, initial=offset, unit="B", unit_scale=True,
+                                         unit_divisor=1024, desc=name,
+                                         disable=not progress) as bar:
+            try:
+                for block in resp.iter_content(CHUNK):
+                    try:
+                        f.write(block)
+                    except OSError as exc:
+                        raise DataError(f"{part}: cannot write the download "
+                                        f"({exc.strerror}); free some disk space and rerun "
+                                        f"(it resumes)") from exc
+                    bar.update(len(block))
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                raise Broken(describe(exc)) from exc
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        resp.close()
+    have = part.stat().st_size
+    if size is not None and have < size:
+        raise Broken(f"the connection closed at byte {have} of {size}")
+
+
+def download_resuming(session, url: str, name: str, size: int | None, part: Path, *,
+                      retries: int, retries_param: str, backoff: Callable[[int], float],
+                      progress: bool) -> None:
+    """Download ``url`` into ``part``, resuming after a broken body up to ``retries`` times
+    (``backoff(attempt)`` seconds apart); a download that stays broken is a DataError naming
+    ``retries_param`` and keeps the bytes received, so a rerun resumes."""
+    attempt = 0
+    while size is None or not part.exists() or part.stat().st_size < size:
+        try:
+            stream_to_part(session, url, name, size, part, progress)
+            return
+        except Broken as exc:
+            have = part.stat().st_size if part.exists() else 0
+            if attempt >= retries:
+                raise DataError(f"{name}: download interrupted ({exc}) after {attempt + 1} "
+                                f"tries ({retries_param}: {retries}); the {have} bytes "
+                                f"received are kept in {part}: rerun to resume") from None
+            delay = backoff(attempt)
+            log.warning("%s: download interrupted (%s) at byte %d; resuming in %.1f s",
+                        name, exc, have, delay)
+            time.sleep(delay)
+            attempt += 1

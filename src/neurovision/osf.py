@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-import urllib3
 from osfclient import OSF
 from osfclient.exceptions import OSFException
 from osfclient.models.session import OSFSession
@@ -46,7 +45,7 @@ from neurovision.params import OsfParams
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 16  # bytes per read: a broken connection loses at most this much
+CHUNK = http.CHUNK  # bytes per read: a broken connection loses at most this much
 CONNECT_TIMEOUT = 10.0
 HASHES = ("sha256", "md5")
 
@@ -260,57 +259,6 @@ def verify(path: Path, remote: RemoteFile, progress: bool = True) -> dict:
 # Download
 
 
-class _Broken(Exception):
-    """The body of a download stopped before its end (kept as .part, to resume)."""
-
-
-def _stream(session: OsfSession, remote: RemoteFile, part: Path, progress: bool) -> None:
-    """One request: append the missing bytes to ``part`` (or start it over)."""
-    from tqdm.auto import tqdm
-
-    offset = part.stat().st_size if part.exists() else 0
-    headers = {"Accept": "*/*"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    resp = session.get(remote.url, stream=True, headers=headers)
-    try:
-        if resp.status_code == 416:  # the range is past the end: the .part is bad
-            part.unlink()
-            raise _Broken(f"server refused to resume at byte {offset}")
-        if offset and resp.status_code == 206:
-            start = resp.headers.get("Content-Range", "").removeprefix("bytes ").split("-")[0]
-            if start != str(offset):
-                part.unlink()
-                raise _Broken(f"server resumed at {start!r}, not at byte {offset}")
-            mode = "ab"
-            log.info("%s: resuming at byte %d", remote.name, offset)
-        else:
-            if offset:
-                log.info("%s: the server does not resume downloads; starting over", remote.name)
-            mode, offset = "wb", 0
-        with open(part, mode) as f, tqdm(total=remote.size, initial=offset, unit="B",
-                                         unit_scale=True, unit_divisor=1024, desc=remote.name,
-                                         disable=not progress) as bar:
-            try:
-                for block in resp.iter_content(CHUNK):
-                    try:
-                        f.write(block)
-                    except OSError as exc:
-                        raise DataError(f"{part}: cannot write the download "
-                                        f"({exc.strerror}); free some disk space and rerun "
-                                        f"(it resumes)") from exc
-                    bar.update(len(block))
-            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
-                raise _Broken(describe(exc)) from exc
-            f.flush()
-            os.fsync(f.fileno())
-    finally:
-        resp.close()
-    have = part.stat().st_size
-    if remote.size is not None and have < remote.size:
-        raise _Broken(f"the connection closed at byte {have} of {remote.size}")
-
-
 def fetch(session: OsfSession, remote: RemoteFile, dest: str | Path,
           progress: bool = True) -> Path:
     """Download ``remote`` to ``dest`` (verified), unless a verified copy is already there."""
@@ -333,23 +281,10 @@ def fetch(session: OsfSession, remote: RemoteFile, dest: str | Path,
         dest.unlink()
         _stamp_path(dest).unlink(missing_ok=True)
     part = dest.with_name(dest.name + ".part")
-    attempt = 0
-    while remote.size is None or not part.exists() or part.stat().st_size < remote.size:
-        try:
-            _stream(session, remote, part, progress)
-            break
-        except _Broken as exc:
-            have = part.stat().st_size if part.exists() else 0
-            if attempt >= session.p.retries:
-                raise DataError(f"{remote.name}: download interrupted ({exc}) after "
-                                f"{attempt + 1} tries (data.osf.retries: {session.p.retries}); "
-                                f"the {have} bytes received are kept in {part}: rerun to "
-                                f"resume") from None
-            delay = _backoff(session.p, attempt)
-            log.warning("%s: download interrupted (%s) at byte %d; resuming in %.1f s",
-                        remote.name, exc, have, delay)
-            time.sleep(delay)
-            attempt += 1
+    http.download_resuming(session, remote.url, remote.name, remote.size, part,
+                           retries=session.p.retries, retries_param="data.osf.retries",
+                           backoff=lambda attempt: _backoff(session.p, attempt),
+                           progress=progress)
     got = verify(part, remote, progress=progress)
     os.replace(part, dest)
     _write_stamp(dest, got)
