@@ -15,7 +15,7 @@ import pytest
 
 from conftest import load_stage, write_params
 from figshare_server import FigshareServer
-from neurovision import demo_raw, figshare, release
+from neurovision import demo_raw, downloads, figshare, release
 from neurovision.errors import DataError
 from neurovision.params import DemoParams, FigshareParams
 
@@ -103,7 +103,7 @@ def test_download_verifies_and_is_not_fetched_again(server, archives, tmp_path, 
     assert files_in(path.parent) == [NAME, f"{NAME}.verified.json"]
     assert len(server.state.downloads(NAME)) == 1  # through the redirect to the storage host
     with monkeypatch.context() as m:  # the stamp says it is verified: not even hashed again
-        m.setattr(figshare, "file_hashes", lambda *a, **k: pytest.fail("hashed again"))
+        m.setattr(downloads, "file_hashes", lambda *a, **k: pytest.fail("hashed again"))
         figshare.fetch_files(ARTICLE, [NAME], tmp_path, p, progress=False)
     assert len(server.state.downloads(NAME)) == 1  # verified copy reused
     data = bytearray(path.read_bytes())

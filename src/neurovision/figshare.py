@@ -23,9 +23,7 @@ Faults, and what happens (as for OSF, :mod:`neurovision.osf`):
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,10 +32,9 @@ from pathlib import Path
 import requests
 from requests.adapters import HTTPAdapter
 
-from neurovision import http
+from neurovision import downloads, http
 from neurovision.errors import DataError
 from neurovision.http import describe
-from neurovision.io import file_hashes, save_json
 from neurovision.params import FigshareParams
 
 log = logging.getLogger(__name__)
@@ -205,79 +202,17 @@ def find_file(files: Sequence[RemoteFile], article: int, name: str) -> RemoteFil
 
 
 # --------------------------------------------------------------------------------------
-# The verified stamp
-
-
-def _stamp_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".verified.json")
-
-
-def _write_stamp(dest: Path, md5: str) -> None:
-    st = dest.stat()
-    save_json(_stamp_path(dest), {"file": dest.name, "size": st.st_size,
-                                  "mtime_ns": st.st_mtime_ns, "md5": md5})
-
-
-def _stamp_matches(dest: Path, md5: str | None = None) -> bool:
-    """``dest`` is unchanged since it was verified (and, if given, had this md5)."""
-    try:
-        stamp = json.loads(_stamp_path(dest).read_text())
-        st = dest.stat()
-    except (OSError, ValueError):
-        return False
-    if stamp.get("size") != st.st_size or stamp.get("mtime_ns") != st.st_mtime_ns:
-        return False
-    return md5 is None or stamp.get("md5") == md5
-
-
-def verify(path: Path, remote: RemoteFile, progress: bool = True) -> str:
-    """Check size and md5; on a mismatch delete ``path`` and fail."""
-    size = path.stat().st_size
-    if size != remote.size:
-        path.unlink()
-        raise DataError(f"{remote.name}: size mismatch: Figshare reports {remote.size} bytes, "
-                        f"the download has {size}; it was deleted, rerun to download it again")
-    got = file_hashes(path, ("md5",), progress=progress, label=remote.name)["md5"]
-    if got != remote.md5:
-        path.unlink()
-        raise DataError(f"{remote.name}: hash mismatch (md5: Figshare reports {remote.md5}, the "
-                        f"downloaded file has {got}). The download was deleted; rerun to "
-                        f"download it again (if it repeats, the file on Figshare or something "
-                        f"between you and Figshare is altering it)")
-    return got
-
-
-# --------------------------------------------------------------------------------------
-# Download
+# Download (neurovision.downloads: the stamp, the checks, the resumable transfer)
 
 
 def fetch(session: FigshareSession, remote: RemoteFile, dest: str | Path,
           progress: bool = True) -> Path:
     """Download ``remote`` to ``dest`` (verified), unless a verified copy is already there."""
-    dest = Path(dest)
-    if _stamp_matches(dest, remote.md5):
-        log.info("%s: already downloaded and verified (%s)", remote.name, dest)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():  # present but not (or differently) verified: check it once
-        if file_hashes(dest, ("md5",), progress=progress)["md5"] == remote.md5:
-            _write_stamp(dest, remote.md5)
-            log.info("%s: found at %s with the right md5", remote.name, dest)
-            return dest
-        log.warning("%s: %s does not match the md5 Figshare reports; downloading it again",
-                    remote.name, dest)
-        dest.unlink()
-        _stamp_path(dest).unlink(missing_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    http.download_resuming(session, remote.url, remote.name, remote.size, part,
-                           retries=session.p.retries, retries_param="data.figshare.retries",
-                           backoff=lambda attempt: _backoff(session.p, attempt),
-                           progress=progress)
-    got = verify(part, remote, progress=progress)
-    os.replace(part, dest)
-    _write_stamp(dest, got)
-    log.info("%s: downloaded and verified (%s)", remote.name, dest)
-    return dest
+    return downloads.fetch_verified(
+        session, url=remote.url, name=remote.name, size=remote.size,
+        hashes={"md5": remote.md5}, dest=dest, source="Figshare", retries=session.p.retries,
+        retries_param="data.figshare.retries",
+        backoff=lambda attempt: _backoff(session.p, attempt), progress=progress)
 
 
 def fetch_files(article: int, names: Sequence[str], cache_dir: str | Path, p: FigshareParams,
@@ -293,7 +228,7 @@ def fetch_files(article: int, names: Sequence[str], cache_dir: str | Path, p: Fi
         files = list_files(session, article)
     except FigshareUnreachable:
         cached = {name: target / name for name in names}
-        if all(_stamp_matches(path) for path in cached.values()):
+        if all(downloads.stamp_matches(path) for path in cached.values()):
             log.warning("Figshare is unreachable; using the copies downloaded and verified "
                         "earlier in %s", target)
             return cached

@@ -23,9 +23,7 @@ Faults, and what happens:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,10 +35,9 @@ from osfclient.exceptions import OSFException
 from osfclient.models.session import OSFSession
 from requests.adapters import HTTPAdapter
 
-from neurovision import http
+from neurovision import downloads, http
 from neurovision.errors import DataError
 from neurovision.http import describe
-from neurovision.io import file_hashes, save_json
 from neurovision.params import OsfParams
 
 log = logging.getLogger(__name__)
@@ -207,89 +204,19 @@ def find_file(files: Iterable[RemoteFile], component: str, name: str) -> RemoteF
 
 
 # --------------------------------------------------------------------------------------
-# Hashes and the verified stamp
-
-
-def _stamp_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".verified.json")
-
-
-def _write_stamp(dest: Path, hashes: dict) -> None:
-    st = dest.stat()
-    save_json(_stamp_path(dest), {"file": dest.name, "size": st.st_size,
-                                  "mtime_ns": st.st_mtime_ns, **hashes})
-
-
-def _stamp_matches(dest: Path, expected: dict | None = None) -> bool:
-    """``dest`` is unchanged since it was verified (and, if given, had ``expected`` hashes)."""
-    try:
-        stamp = json.loads(_stamp_path(dest).read_text())
-        st = dest.stat()
-    except (OSError, ValueError):
-        return False
-    if stamp.get("size") != st.st_size or stamp.get("mtime_ns") != st.st_mtime_ns:
-        return False
-    return all(stamp.get(k) == v for k, v in (expected or {}).items())
-
-
-def verify(path: Path, remote: RemoteFile, progress: bool = True) -> dict:
-    """Check size and every hash OSF reports; on a mismatch delete ``path`` and fail."""
-    if not remote.hashes:
-        path.unlink(missing_ok=True)
-        raise DataError(f"OSF reports no md5 or sha256 for {remote.component}{remote.path}: "
-                        f"cannot verify the download, so it was not kept")
-    size = path.stat().st_size
-    if remote.size is not None and size != remote.size:
-        path.unlink()
-        raise DataError(f"{remote.name}: size mismatch: OSF reports {remote.size} bytes, the "
-                        f"download has {size}; it was deleted, rerun to download it again")
-    got = file_hashes(path, tuple(remote.hashes), progress=progress, label=remote.name)
-    bad = [a for a in remote.hashes if got[a] != remote.hashes[a]]
-    if bad:
-        path.unlink()
-        detail = "; ".join(f"{a}: OSF reports {remote.hashes[a]}, the downloaded file has "
-                           f"{got[a]}" for a in bad)
-        raise DataError(f"{remote.name}: hash mismatch ({detail}). The download was deleted; "
-                        f"rerun to download it again (if it repeats, the file on OSF or "
-                        f"something between you and OSF is altering it)")
-    return got
-
-
-# --------------------------------------------------------------------------------------
-# Download
+# Download (neurovision.downloads: the stamp, the checks, the resumable transfer)
 
 
 def fetch(session: OsfSession, remote: RemoteFile, dest: str | Path,
           progress: bool = True) -> Path:
     """Download ``remote`` to ``dest`` (verified), unless a verified copy is already there."""
-    dest = Path(dest)
     if not remote.hashes:  # fail before downloading what could never be verified
         raise DataError(f"OSF reports no md5 or sha256 for {remote.component}{remote.path}: "
                         f"cannot verify a download of it")
-    if _stamp_matches(dest, remote.hashes):
-        log.info("%s: already downloaded and verified (%s)", remote.name, dest)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists():  # present but not (or differently) verified: check it once
-        got = file_hashes(dest, tuple(remote.hashes), progress=progress)
-        if remote.hashes and all(got[a] == h for a, h in remote.hashes.items()):
-            _write_stamp(dest, got)
-            log.info("%s: found at %s with the right hashes", remote.name, dest)
-            return dest
-        log.warning("%s: %s does not match the hashes OSF reports; downloading it again",
-                    remote.name, dest)
-        dest.unlink()
-        _stamp_path(dest).unlink(missing_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    http.download_resuming(session, remote.url, remote.name, remote.size, part,
-                           retries=session.p.retries, retries_param="data.osf.retries",
-                           backoff=lambda attempt: _backoff(session.p, attempt),
-                           progress=progress)
-    got = verify(part, remote, progress=progress)
-    os.replace(part, dest)
-    _write_stamp(dest, got)
-    log.info("%s: downloaded and verified (%s)", remote.name, dest)
-    return dest
+    return downloads.fetch_verified(
+        session, url=remote.url, name=remote.name, size=remote.size, hashes=remote.hashes,
+        dest=dest, source="OSF", retries=session.p.retries, retries_param="data.osf.retries",
+        backoff=lambda attempt: _backoff(session.p, attempt), progress=progress)
 
 
 def fetch_files(component: str, names: Sequence[str], cache_dir: str | Path, p: OsfParams,
@@ -305,7 +232,7 @@ def fetch_files(component: str, names: Sequence[str], cache_dir: str | Path, p: 
         files = list_files(session, component)
     except OsfUnreachable:
         cached = {name: target / name for name in names}
-        if all(_stamp_matches(path) for path in cached.values()):
+        if all(downloads.stamp_matches(path) for path in cached.values()):
             log.warning("OSF is unreachable; using the copies downloaded and verified earlier "
                         "in %s", target)
             return cached

@@ -92,6 +92,14 @@ def _bad(got: Any, expected: Optional[str] = None, key: Optional[str] = None
                                {"expected": expected, "got": got, "key": key})
 
 
+def _check_channel_list(names: tuple[str, ...]) -> None:
+    """A list of channel names (erp.channels, preprocess.channels): not empty, no repeats."""
+    if not names:
+        raise _bad([])
+    if len(set(names)) != len(names):
+        raise _bad(list(names), "no repeated channel")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -186,10 +194,7 @@ class ErpParams(_Section):
     @classmethod
     def _channels(cls, v: Union[str, tuple[str, ...]]) -> Union[str, tuple[str, ...]]:
         if isinstance(v, tuple):
-            if not v:
-                raise _bad([])
-            if len(set(v)) != len(v):
-                raise _bad(list(v), "no repeated channel")
+            _check_channel_list(v)
         return v
 
     @field_validator("baseline")
@@ -245,10 +250,7 @@ class PreprocessParams(_Section):
     @classmethod
     def _channels(cls, v: Union[str, tuple[str, ...]]) -> Union[str, tuple[str, ...]]:
         if isinstance(v, tuple):
-            if not v:
-                raise _bad([])
-            if len(set(v)) != len(v):
-                raise _bad(list(v), "no repeated channel")
+            _check_channel_list(v)
         elif v != "all":
             try:
                 re.compile(v)

@@ -1,13 +1,11 @@
 """Resumable embedding: a SIGKILLed embed stage resumes with byte-identical output, and the
 chunk cache's keys change exactly when something that determines the numbers changes."""
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from zips import jpeg, write_zip
 
 from neurovision.images import ImageSource
 from neurovision.vision.cache import chunk_config, chunk_key
@@ -24,28 +22,13 @@ def _chunks(cache: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in cache.glob("*.npy")} if cache.is_dir() else {}
 
 
-def _jpeg(seed: int) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 255, (40, 40, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def _write_zip(folder: Path, seeds: list[int]) -> list[str]:
-    names = [f"test_images/{i:05d}_c/img_{i}.jpg" for i in range(len(seeds))]
-    with zipfile.ZipFile(folder / "test_images.zip", "w") as zf:
-        for name, seed in zip(names, seeds):
-            zf.writestr(name, _jpeg(seed))
-    return names
-
-
 @pytest.fixture(scope="module")
 def encoder():
     return load_encoder(MODEL, "none", seed=0)
 
 
 def test_cache_reuses_chunks_and_recomputes_only_a_changed_image(tmp_path, encoder, monkeypatch):
-    names = _write_zip(tmp_path, [0, 1, 2, 3, 4])
+    names = write_zip(tmp_path, [0, 1, 2, 3, 4])
     src = ImageSource(tmp_path, "test")
     cache = tmp_path / "cache"
     kw = dict(**ONE, chunk_size=2, cache_dir=cache)
@@ -65,7 +48,7 @@ def test_cache_reuses_chunks_and_recomputes_only_a_changed_image(tmp_path, encod
     assert again.tobytes() == first.tobytes()
 
     # Image 3 changes content under the same name: only its chunk (images 2-3) is redone.
-    _write_zip(tmp_path, [0, 1, 2, 99, 4])
+    write_zip(tmp_path, [0, 1, 2, 99, 4])
     changed = embed_images(encoder, ImageSource(tmp_path, "test"), names, **kw)
     new_files = set(_chunks(cache)) - set(files)
     assert len(new_files) == 1
@@ -76,7 +59,7 @@ def test_cache_reuses_chunks_and_recomputes_only_a_changed_image(tmp_path, encod
 
 
 def test_corrupt_chunk_is_recomputed(tmp_path, encoder, caplog):
-    names = _write_zip(tmp_path, [5, 6, 7])
+    names = write_zip(tmp_path, [5, 6, 7])
     src = ImageSource(tmp_path, "test")
     kw = dict(**ONE, chunk_size=2, cache_dir=tmp_path / "cache")
     first = embed_images(encoder, src, names, **kw)
@@ -131,12 +114,12 @@ def test_chunk_key_changes_with_model_weights_transform_blur_and_file(tmp_path):
 
 
 def test_fingerprints_follow_content_in_zips_and_folders(tmp_path):
-    names = _write_zip(tmp_path, [0, 1])
+    names = write_zip(tmp_path, [0, 1])
     z = ImageSource(tmp_path, "test").fingerprints(names)
     folder = tmp_path / "loose"
     for name, seed in zip(names, [0, 2]):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(_jpeg(seed))
+        (folder / name).write_bytes(jpeg(seed))
     d = ImageSource(folder, "test").fingerprints(names)
     assert z[0] != z[1] and z[0].startswith("crc32:")
     assert d[0] != d[1] and d[0].startswith("sha256:")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-from pathlib import Path
-
 import huggingface_hub.constants
 import numpy as np
 import open_clip
 import pytest
 import torch
-from PIL import Image
+from zips import write_zip
 
 from neurovision.errors import DataError, ParamError
 from neurovision.images import ImageSource
@@ -96,25 +92,10 @@ def test_unknown_model_and_tag_are_param_errors():
 ONE = dict(batch_size=2, progress=False, threads=1)  # 1 thread: quick on a busy machine too
 
 
-def _jpeg(seed: int) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 255, (40, 40, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def _write_zip(folder: Path, seeds: list[int]) -> list[str]:
-    names = [f"test_images/{i:05d}_c/img_{i}.jpg" for i in range(len(seeds))]
-    with zipfile.ZipFile(folder / "test_images.zip", "w") as zf:
-        for name, seed in zip(names, seeds):
-            zf.writestr(name, _jpeg(seed))
-    return names
-
-
 @pytest.mark.parametrize("precision", ["bfloat16", "int8"])
 def test_reduced_precision_is_measured_and_leaves_float32_alone(tmp_path, encoder, precision,
                                                                 caplog):
-    names = _write_zip(tmp_path, [20, 21, 22])
+    names = write_zip(tmp_path, [20, 21, 22])
     src = ImageSource(tmp_path, "test")
     ref = embed_images(encoder, src, names, **ONE)
     low = embed_images(encoder, src, names, **ONE, precision=precision)

@@ -1,14 +1,11 @@
 """torch thread settings: set for the embedding loop, restored afterwards, and what they
 change in the result."""
 
-import io
 import os
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from zips import write_zip
 
 from neurovision.images import ImageSource
 from neurovision.vision.embed import embed_images
@@ -16,21 +13,6 @@ from neurovision.vision.encoder import load_encoder
 from neurovision.vision.runtime import torch_threads, usable_cpus
 
 MODEL = "ViT-S-32"  # the smallest OpenCLIP ViT: keeps these tests quick
-
-
-def _jpeg(seed: int) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 255, (40, 40, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "JPEG", quality=90)
-    return buf.getvalue()
-
-
-def _write_zip(folder: Path, seeds: list[int]) -> list[str]:
-    names = [f"test_images/{i:05d}_c/img_{i}.jpg" for i in range(len(seeds))]
-    with zipfile.ZipFile(folder / "test_images.zip", "w") as zf:
-        for name, seed in zip(names, seeds):
-            zf.writestr(name, _jpeg(seed))
-    return names
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +23,7 @@ def encoder():
 def test_workers_do_not_change_the_bytes_threads_only_the_last_bits(tmp_path, encoder):
     import torch
 
-    names = _write_zip(tmp_path, [10, 11, 12, 13])
+    names = write_zip(tmp_path, [10, 11, 12, 13])
     src = ImageSource(tmp_path, "test")
     before = torch.get_num_threads()
     ref = embed_images(encoder, src, names, batch_size=2, progress=False, threads=2)
