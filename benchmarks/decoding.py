@@ -153,6 +153,13 @@ def simulated_features(p: DemoParams, params: Params, subject: int = 1,
     return x["train"].astype(np.float32), x["test"].astype(np.float32), ideal
 
 
+def score(mapper, x_test: np.ndarray, test_features: np.ndarray) -> dict:
+    """The retrieval metrics of ``mapper`` on the test EEG, ranking the test images as the
+    evaluate stage does: through the mapper's image tower when it has one (align)."""
+    return retrieval_metrics(cosine_scores(np.asarray(mapper.predict(x_test)),
+                                           gallery(mapper, test_features)))
+
+
 def run_benchmark(params: Params, demo_params: DemoParams, noises: list[float | None],
                   mappers: list[str], image_size: int, cache_dir: Path, target: str) -> list[dict]:
     """One row per (noise, mapper): retrieval metrics, ideal observer, training time.
@@ -178,7 +185,7 @@ def run_benchmark(params: Params, demo_params: DemoParams, noises: list[float | 
             t0 = time.perf_counter()
             fit_mapper(mapper, x_train, y, groups=concepts)
             fit_s = time.perf_counter() - t0
-            m = retrieval_metrics(cosine_scores(np.asarray(mapper.predict(x_test)), emb_test))
+            m = score(mapper, x_test, emb_test)
             row = {"noise": noise, "mapper": name, "top1": m["top1"], "top5": m["top5"],
                    "ideal_top1": ideal["top1"], "ideal_top5": ideal["top5"],
                    "fit_s": fit_s, "n_test": m["n_test"]}
@@ -279,8 +286,7 @@ def run_layers_benchmark(params: Params, sizes: dict[str, DemoParams], models: l
                                             build_targets("image", y_src, concepts),
                                             groups=concepts)
                     fit_s = time.perf_counter() - t0
-                    m = retrieval_metrics(cosine_scores(np.asarray(mapper.predict(x_test)),
-                                                        gallery(mapper, test)))
+                    m = score(mapper, x_test, test)
                     rows.append({"size": size, "model": model, "layer": choice,
                                  "chosen": chosen, "mapper": mapper_name, "top1": m["top1"],
                                  "top5": m["top5"], "ideal_top1": ideal["top1"],

@@ -56,3 +56,28 @@ def test_prints_one_table_and_caches_the_embeddings(bench, tmp_path, capsys, mon
     assert bench.main([*argv[:-len(TINY) - 1], "--no-noise-free", "--demo", *TINY]) == 0
     rows2 = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["top1"] for r in rows2] == [r["top1"] for r in rows[:4]]  # seeded: same numbers
+
+
+def test_a_mapper_with_an_image_tower_is_scored_through_it(bench):
+    """The benchmark ranks the gallery as evaluate does: an align mapper's predictions live
+    in its shared space, so the test images must pass through its image tower first."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(20, 6))
+    rotation = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+
+    class TwoTowers:  # decodes each trial perfectly, into a rotated shared space
+        def predict(self, x):
+            return x @ rotation
+
+        def transform_images(self, y):
+            return y @ rotation
+
+    assert bench.score(TwoTowers(), feats, feats)["top1"] == 1.0
+
+    class OneTower:  # predicts image features themselves: no image tower
+        def predict(self, x):
+            return x
+
+    assert bench.score(OneTower(), feats, feats)["top1"] == 1.0
