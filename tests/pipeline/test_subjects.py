@@ -40,7 +40,7 @@ def project(tmp_path_factory):
 
 def test_three_subjects_one_embedding_then_add_a_fourth(project):
     out = dvc(project, "repro").stdout
-    per_subject = {"download", "erp", "trainset", "train", "evaluate"}
+    per_subject = {"download", "preprocess", "erp", "trainset", "train", "evaluate"}
     every_stage = set(dvc(project, "stage", "list", "--name-only").stdout.split())
     assert {f"{stage}@{s}" for stage in per_subject for s in (1, 2, 3)} <= every_stage
     assert not {s for s in every_stage if "@4" in s}
@@ -63,8 +63,8 @@ def test_three_subjects_one_embedding_then_add_a_fourth(project):
     out = dvc(project, "repro").stdout
     # subject 4's stages, the pool manifest (unchanged under intra, so trainset@1-3 stay
     # up to date) and the stages that gather every subject's results
-    assert ran(out) == {"check", "download@4", "erp@4", "pool", "trainset@4", "train@4",
-                        "evaluate@4", "summarize"} | ({"bundle"} & ran(out))
+    assert ran(out) == {"check", "download@4", "preprocess@4", "erp@4", "pool", "trainset@4",
+                        "train@4", "evaluate@4", "summarize"} | ({"bundle"} & ran(out))
     assert json.loads((project / "metrics/retrieval.json").read_text())["n_subjects"] == 4
 
 
