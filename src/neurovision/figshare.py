@@ -28,9 +28,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from neurovision import downloads, http
 from neurovision.errors import DataError
@@ -65,52 +65,29 @@ def _backoff(p: FigshareParams, attempt: int) -> float:
     return http.wait_after(http.retry_policy(p.retries, p.backoff), attempt + 1)
 
 
-class FigshareSession(requests.Session):
-    """A session with timeouts, bounded retries and errors that say what to do.
+class FigshareSession(http.ServiceSession, requests.Session):
+    """A session with timeouts, bounded retries and errors that say what to do
+    (:class:`neurovision.http.ServiceSession`)."""
 
-    ``get`` returns only successful answers (2xx, and 416 to a ranged request).  Until
-    Figshare has answered once, a failed connection is not retried, so an unreachable
-    Figshare fails at once.
-    """
+    service = "Figshare"
+    section = "data.figshare"
+    hints: ClassVar[dict[int, str]] = {
+        403: "Figshare refused access; the raw recordings are public: check "
+             "data.figshare.api_url",
+        404: "the article or file is not (or no longer) on Figshare; check "
+             "data.figshare.article"}
+    unreachable = FigshareUnreachable
 
     def __init__(self, p: FigshareParams):
         super().__init__()
         self.p = p
-        self.reached = False
-        self._retry = http.retry_policy(p.retries, p.backoff)
-        self._adapter = HTTPAdapter(max_retries=self._retry.new(connect=0, read=0, other=0))
-        self.mount("https://", self._adapter)
-        self.mount("http://", self._adapter)
+        self.mount_retries(http.retry_policy(p.retries, p.backoff))
+
+    def unreachable_message(self, exc: BaseException) -> str:
+        return unreachable_message(self.p.api_url, exc)
 
     def get(self, url: str, *args, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", (min(CONNECT_TIMEOUT, self.p.timeout), self.p.timeout))
-        ranged = "Range" in (kwargs.get("headers") or {})
-        tries = self.p.retries + 1
-        try:
-            resp = super().get(url, *args, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            if not self.reached:
-                raise FigshareUnreachable(unreachable_message(self.p.api_url, exc)) from None
-            raise DataError(f"Figshare: {url}: {describe(exc)}, {tries} tries "
-                            f"(data.figshare.retries: {self.p.retries}); rerun later to try "
-                            f"again") from None
-        if not self.reached:
-            self.reached = True
-            self._adapter.max_retries = self._retry
-        code = resp.status_code
-        if code < 400 or (code == 416 and ranged):
-            return resp
-        resp.close()
-        reason = f"HTTP {code} {resp.reason or ''}".strip()
-        if code in http.RETRIED_STATUS:
-            raise DataError(f"Figshare: {url} answered {reason} {tries} times "
-                            f"(data.figshare.retries: {self.p.retries}); Figshare is "
-                            f"overloaded or down: try again later")
-        hint = {403: "Figshare refused access; the raw recordings are public: check "
-                     "data.figshare.api_url",
-                404: "the article or file is not (or no longer) on Figshare; check "
-                     "data.figshare.article"}.get(code, "")
-        raise DataError(f"Figshare: {url} answered {reason}" + (f"; {hint}" if hint else ""))
+        return self.checked_get(url, *args, connect_timeout=CONNECT_TIMEOUT, **kwargs)
 
 
 # --------------------------------------------------------------------------------------

@@ -13,8 +13,11 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
+import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import RequestHistory, Retry
 
 from neurovision.errors import DataError
@@ -105,6 +108,62 @@ def wait_after(policy: LoggedRetry, failed: int, retry_after: str | None = None)
 # this the body of a large file that breaks off mid-way, which no HTTP library resumes)
 
 CHUNK = 1 << 16  # bytes per read: a broken connection loses at most this much
+
+
+class ServiceSession:
+    """What the OSF and Figshare sessions share: a ``requests.Session`` mixin with urllib3
+    retries, timeouts and errors that name the service, the URL and the parameter to change.
+
+    ``checked_get`` returns only successful answers (2xx, and 416 to a ranged request).  Until
+    the service has answered once, a failed connection is not retried, so an unreachable
+    service fails at once with ``unreachable``'s message.  A subclass sets the class
+    attributes and calls ``mount_retries`` in its ``__init__``.
+    """
+
+    service: str  # its name in messages: "OSF"
+    section: str  # its params section: "data.osf"
+    hints: ClassVar[dict[int, str]] = {}  # HTTP status -> what to check
+    unreachable: type[DataError] = DataError
+
+    def unreachable_message(self, exc: BaseException) -> str:
+        raise NotImplementedError
+
+    def mount_retries(self, retry: LoggedRetry) -> None:
+        self.reached = False  # has the service answered anything yet?
+        self._retry = retry
+        self._adapter = HTTPAdapter(max_retries=retry.new(connect=0, read=0, other=0))
+        self.mount("https://", self._adapter)
+        self.mount("http://", self._adapter)
+
+    def checked_get(self, url: str, *args, connect_timeout: float,
+                    **kwargs) -> requests.Response:
+        p = self.p
+        kwargs.setdefault("timeout", (min(connect_timeout, p.timeout), p.timeout))
+        ranged = "Range" in (kwargs.get("headers") or {})
+        tries = p.retries + 1
+        try:
+            resp = requests.Session.get(self, url, *args, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if not self.reached:
+                raise self.unreachable(self.unreachable_message(exc)) from None
+            raise DataError(f"{self.service}: {url}: {describe(exc)}, {tries} tries "
+                            f"({self.section}.retries: {p.retries}); rerun later to try "
+                            f"again") from None
+        if not self.reached:  # it is there: from now on failed connections are retried too
+            self.reached = True
+            self._adapter.max_retries = self._retry
+        code = resp.status_code
+        if code < 400 or (code == 416 and ranged):
+            return resp
+        resp.close()
+        reason = f"HTTP {code} {resp.reason or ''}".strip()
+        if code in RETRIED_STATUS:  # urllib3 retried it: the retries are spent
+            raise DataError(f"{self.service}: {url} answered {reason} {tries} times "
+                            f"({self.section}.retries: {p.retries}); {self.service} is "
+                            f"overloaded or down: try again later")
+        hint = self.hints.get(code, "")
+        raise DataError(f"{self.service}: {url} answered {reason}"
+                        + (f"; {hint}" if hint else ""))
 
 
 class Broken(Exception):

@@ -28,12 +28,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import requests
 from osfclient import OSF
 from osfclient.exceptions import OSFException
 from osfclient.models.session import OSFSession
-from requests.adapters import HTTPAdapter
 
 from neurovision import downloads, http
 from neurovision.errors import DataError
@@ -69,25 +69,32 @@ def _backoff(p: OsfParams, attempt: int, retry_after: str | None = None) -> floa
 # HTTP session: osfclient's, with timeouts, rate limit, retries and clear errors
 
 
-class OsfSession(OSFSession):
-    """osfclient's session with timeouts, bounded retries and errors that say what to do.
+class OsfSession(http.ServiceSession, OSFSession):
+    """osfclient's session with timeouts, a rate limit, bounded retries and errors that say
+    what to do (:class:`neurovision.http.ServiceSession`).
 
     osfclient sends every API request through ``session.get``; so does :func:`fetch` for the
-    file bytes.  ``get`` returns only successful answers (2xx, and 416 to a ranged request).
-    The retries are urllib3's (:func:`neurovision.http.retry_policy`); until OSF has answered
-    once, a failed connection is not retried, so an unreachable OSF fails at once.
+    file bytes.
     """
+
+    service = "OSF"
+    section = "data.osf"
+    hints: ClassVar[dict[int, str]] = {
+        401: "the THINGS-EEG2 release is public: no login is needed; check data.osf.api_url",
+        403: "OSF refused access; check data.osf.api_url",
+        404: "the file or component is not (or no longer) on OSF; check the component ids "
+             "in src/neurovision/release.py against osf.io/3jk45"}
+    unreachable = OsfUnreachable
 
     def __init__(self, p: OsfParams):
         super().__init__()
         self.p = p
         self.base_url = p.api_url.rstrip("/")  # osfclient's build_url adds the slashes
-        self.reached = False  # has OSF answered anything yet?
         self._last = 0.0
-        self._retry = http.retry_policy(p.retries, p.backoff, p.min_interval)
-        self._adapter = HTTPAdapter(max_retries=self._retry.new(connect=0, read=0, other=0))
-        self.mount("https://", self._adapter)
-        self.mount("http://", self._adapter)
+        self.mount_retries(http.retry_policy(p.retries, p.backoff, p.min_interval))
+
+    def unreachable_message(self, exc: BaseException) -> str:
+        return unreachable_message(self.p.api_url, exc)
 
     def _throttle(self) -> None:
         wait = self._last + self.p.min_interval - time.monotonic()
@@ -96,34 +103,8 @@ class OsfSession(OSFSession):
         self._last = time.monotonic()
 
     def get(self, url: str, *args, **kwargs) -> requests.Response:
-        kwargs.setdefault("timeout", (min(CONNECT_TIMEOUT, self.p.timeout), self.p.timeout))
-        ranged = "Range" in (kwargs.get("headers") or {})
-        tries = self.p.retries + 1
         self._throttle()
-        try:
-            resp = requests.Session.get(self, url, *args, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            if not self.reached:
-                raise OsfUnreachable(unreachable_message(self.p.api_url, exc)) from None
-            raise DataError(f"OSF: {url}: {describe(exc)}, {tries} tries (data.osf.retries: "
-                            f"{self.p.retries}); rerun later to try again") from None
-        if not self.reached:  # OSF is there: from now on failed connections are retried too
-            self.reached = True
-            self._adapter.max_retries = self._retry
-        code = resp.status_code
-        if code < 400 or (code == 416 and ranged):
-            return resp
-        resp.close()
-        reason = f"HTTP {code} {resp.reason or ''}".strip()
-        if code in http.RETRIED_STATUS:  # urllib3 retried it: the retries are spent
-            raise DataError(f"OSF: {url} answered {reason} {tries} times (data.osf.retries: "
-                            f"{self.p.retries}); OSF is overloaded or down: try again later")
-        hint = {401: "the THINGS-EEG2 release is public: no login is needed; check "
-                     "data.osf.api_url",
-                403: "OSF refused access; check data.osf.api_url",
-                404: "the file or component is not (or no longer) on OSF; check the component "
-                     "ids in src/neurovision/release.py against osf.io/3jk45"}.get(code, "")
-        raise DataError(f"OSF: {url} answered {reason}" + (f"; {hint}" if hint else ""))
+        return self.checked_get(url, *args, connect_timeout=CONNECT_TIMEOUT, **kwargs)
 
 
 # --------------------------------------------------------------------------------------
