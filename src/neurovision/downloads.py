@@ -97,3 +97,22 @@ def fetch_verified(session, *, url: str, name: str, size: int | None, hashes: di
     write_stamp(dest, got)
     log.info("%s: downloaded and verified (%s)", name, dest)
     return dest
+
+
+def fetch_listed(service: str, target: Path, names, listing: Callable[[], list],
+                 fetch_one: Callable[[list, str, Path], Path],
+                 unreachable: type[Exception]) -> dict[str, Path]:
+    """``{name: target / name}``, each file fetched (``fetch_one(files, name, dest)``) from the
+    service's listing (``listing()``).  When the service cannot be reached (``unreachable``)
+    but every file was downloaded and verified before and is unchanged since, those copies
+    are used; otherwise the error stands."""
+    try:
+        files = listing()
+    except unreachable:
+        cached = {name: target / name for name in names}
+        if all(stamp_matches(path) for path in cached.values()):
+            log.warning("%s is unreachable; using the copies downloaded and verified earlier "
+                        "in %s", service, target)
+            return cached
+        raise
+    return {name: fetch_one(files, name, target / name) for name in names}

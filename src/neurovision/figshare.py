@@ -199,16 +199,9 @@ def fetch_files(article: int, names: Sequence[str], cache_dir: str | Path, p: Fi
     Returns ``{name: local path}``.  When Figshare cannot be reached but every file was
     downloaded and verified before (and is unchanged since), those copies are used.
     """
-    target = Path(cache_dir) / f"figshare-{article}"
     session = FigshareSession(p)
-    try:
-        files = list_files(session, article)
-    except FigshareUnreachable:
-        cached = {name: target / name for name in names}
-        if all(downloads.stamp_matches(path) for path in cached.values()):
-            log.warning("Figshare is unreachable; using the copies downloaded and verified "
-                        "earlier in %s", target)
-            return cached
-        raise
-    return {name: fetch(session, find_file(files, article, name), target / name, progress)
-            for name in names}
+    return downloads.fetch_listed(
+        "Figshare", Path(cache_dir) / f"figshare-{article}", names,
+        lambda: list_files(session, article),
+        lambda files, name, dest: fetch(session, find_file(files, article, name), dest, progress),
+        FigshareUnreachable)

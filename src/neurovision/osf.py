@@ -207,16 +207,8 @@ def fetch_files(component: str, names: Sequence[str], cache_dir: str | Path, p: 
     Returns ``{name: local path}``.  When OSF cannot be reached but every file was
     downloaded and verified before (and is unchanged since), those copies are used.
     """
-    target = Path(cache_dir) / component
     session = OsfSession(p)
-    try:
-        files = list_files(session, component)
-    except OsfUnreachable:
-        cached = {name: target / name for name in names}
-        if all(downloads.stamp_matches(path) for path in cached.values()):
-            log.warning("OSF is unreachable; using the copies downloaded and verified earlier "
-                        "in %s", target)
-            return cached
-        raise
-    return {name: fetch(session, find_file(files, component, name), target / name, progress)
-            for name in names}
+    return downloads.fetch_listed(
+        "OSF", Path(cache_dir) / component, names, lambda: list_files(session, component),
+        lambda files, name, dest: fetch(session, find_file(files, component, name), dest, progress),
+        OsfUnreachable)
