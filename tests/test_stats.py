@@ -68,6 +68,40 @@ def test_bootstrap_is_the_percentile_of_resampled_means_and_is_seeded():
         percentile_bootstrap(np.zeros((2, 3, 4)), resamples=100, seed=0)
 
 
+def test_bootstrap_confidence_level_is_the_percentiles_it_names():
+    rng = np.random.default_rng(5)
+    values = rng.random(25)
+    low, high = percentile_bootstrap(values, resamples=300, seed=2, confidence=0.5)
+    means = values[np.random.default_rng(2).integers(0, 25, (300, 25))].mean(axis=-1)
+    assert (low, high) == pytest.approx((np.percentile(means, 25), np.percentile(means, 75)))
+
+
+def test_a_row_without_spread_gets_its_value_exactly_as_both_bounds():
+    """0.1 thirty times: the mean of any resample is 0.10000000000000005, not 0.1, so only
+    the exact shortcut returns 0.1; the other row is bootstrapped as usual."""
+    rng = np.random.default_rng(4)
+    varying = rng.random(30)
+    values = np.stack([np.full(30, 0.1), varying])
+    assert np.mean(np.full(30, 0.1)) != 0.1  # what makes this test able to fail
+    low, high = percentile_bootstrap(values, resamples=200, seed=1)
+    assert low[0] == 0.1 and high[0] == 0.1
+    alone = percentile_bootstrap(varying, resamples=200, seed=1)
+    assert (low[1], high[1]) == pytest.approx(tuple(map(float, alone)), rel=1e-12)
+    assert low[1] < high[1]
+    assert percentile_bootstrap(np.full((2, 30), 0.1), resamples=200, seed=1)[1].tolist() == [
+        0.1, 0.1]
+
+
+@pytest.mark.parametrize("values, want", [([0.3], 0.3), ([[0.2], [0.7]], [0.2, 0.7])])
+def test_one_trial_is_its_own_interval(values, want):
+    low, high = percentile_bootstrap(np.array(values), resamples=100, seed=0)
+    assert np.array_equal(low, want) and np.array_equal(high, want)
+    ints = percentile_bootstrap(np.array([1]), resamples=100, seed=0)
+    assert ints[0].dtype == ints[1].dtype == np.float64  # bounds are floats whatever came in
+    with pytest.raises(ValueError, match=r"per-trial values, got shape \(2, 0\)"):
+        percentile_bootstrap(np.zeros((2, 0)), resamples=100, seed=0)
+
+
 @pytest.mark.parametrize("n", [1, 7, 40])
 def test_clopper_pearson_is_the_exact_binomial_interval(n):
     for k in range(n + 1):
@@ -116,6 +150,13 @@ def test_mcnemar_is_the_exact_binomial_on_the_discordant_pairs(n11, n00):
         mcnemar_exact([True], [True, False])
 
 
+def test_mcnemar_reads_zeros_and_ones_as_misses_and_hits():
+    a, b = np.array([1, 1, 1, 0, 1]), np.array([0, 0, 0, 0, 1])
+    assert mcnemar_exact(a, b) == mcnemar_exact(b, a) == pytest.approx(2 / 8)
+    assert mcnemar_exact(a.astype(bool), b.astype(bool)) == mcnemar_exact(a, b)
+    assert mcnemar_exact(a.astype(float), b.astype(float)) == mcnemar_exact(a, b)  # from JSON
+
+
 def test_sign_test_on_ranks_equals_exhaustive_enumeration_of_swapped_pairs():
     """Under the null each trial's two ranks are exchangeable: enumerate all 2^n swaps and
     count those whose sign statistic is at least as far from 0 as the observed one."""
@@ -133,6 +174,8 @@ def test_sign_test_on_ranks_equals_exhaustive_enumeration_of_swapped_pairs():
         n_a, n_b, p = paired_sign_test(a, b)
         assert (n_a, n_b) == (int((a > b).sum()), int((b > a).sum()))
         assert p == pytest.approx(extreme / 2 ** n, rel=1e-9), (case, a, b)
+    with pytest.raises(ValueError, match=r"paired values of one shape, got \(2,\) and \(3,\)"):
+        paired_sign_test([1, 2], [1, 2, 3])
 
 
 def test_sign_test_edges():

@@ -46,10 +46,12 @@ def percentile_bootstrap(values: np.ndarray, *, resamples: int, seed: int,
     values = np.asarray(values, dtype=np.float64)
     if values.ndim not in (1, 2) or values.shape[-1] < 1:
         raise ValueError(f"expected (n,) or (m, n) per-trial values, got shape {values.shape}")
+    constant = np.all(values == values[..., :1], axis=-1)
+    if constant.all():  # one trial, or no spread: nothing to resample (scipy needs two)
+        return values[..., 0].copy(), values[..., 0].copy()
     res = stats.bootstrap((values,), _mean, n_resamples=resamples, batch=BATCH,
                           vectorized=True, axis=-1, confidence_level=confidence,
                           method="percentile", rng=np.random.default_rng(seed))
-    constant = np.all(values == values[..., :1], axis=-1)
     low = np.where(constant, values[..., 0], res.confidence_interval.low)
     high = np.where(constant, values[..., 0], res.confidence_interval.high)
     return low, high
