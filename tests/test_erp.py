@@ -387,3 +387,26 @@ def test_check_subject_refuses_different_times(tmp_path, test, test_times):
     with pytest.raises(DataError, match=rf"^{re.escape(str(folder))}: training and test files "
                                         r"have different 'times'$"):
         check_subject(folder)
+
+
+def test_all_channels_follow_the_release_then_the_montage_whatever_the_file_order():
+    from neurovision.channels import RAW_CHANNELS
+
+    p = ErpParams(channels="all")
+    extra = [c for c in RAW_CHANNELS if c not in RELEASE_CHANNELS][:3]
+    stored = (extra[2], *reversed(RELEASE_CHANNELS), extra[0], extra[1])
+    assert channel_list(p, stored) == (*RELEASE_CHANNELS, *extra)
+    assert channel_list(p, RELEASE_CHANNELS) == channel_list(p) == tuple(RELEASE_CHANNELS)
+
+
+
+def test_all_channels_of_a_file_with_more_than_the_release_reach_the_features():
+    from neurovision.channels import RAW_CHANNELS
+
+    extra = [c for c in RAW_CHANNELS if c not in RELEASE_CHANNELS][:2]
+    chans = (*reversed(RELEASE_CHANNELS), *reversed(extra))
+    ep = make_epochs(n_img=2, n_rep=2, chans=chans, n_t=100)
+    feats = erp_features(ep, ErpParams(channels="all", tmin=0.0, tmax=0.79)).reshape(2, 19, -1)
+    avg = ep.data.mean(axis=1)
+    for i, name in enumerate((*RELEASE_CHANNELS, *extra)):
+        np.testing.assert_allclose(feats[:, i], avg[:, chans.index(name), 20:])

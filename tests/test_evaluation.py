@@ -118,6 +118,8 @@ def test_per_trial_values_average_to_the_metrics_exactly():
     for key, v in values.items():
         assert v.shape == (60,) and float(v.mean()) == metrics[key], key
     assert "fifty_way" not in per_trial_values(_scores(20))
+    assert {"top10", "ten_way"} <= set(per_trial_values(_scores(10)))  # a gallery of exactly k
+    assert not {"top10", "ten_way"} & set(per_trial_values(_scores(9)))
 
 
 def test_subject_intervals_bootstrap_every_metric_and_exact_top_k():
@@ -183,6 +185,22 @@ def test_summary_intervals_stay_in_the_metrics_range():
     out = summarize(subs)  # t with 1 degree of freedom: +-12.7 standard errors
     assert (out["top1_ci_low"], out["top1_ci_high"]) == (0.0, 1.0)
     assert (out["mean_rank_ci_low"], out["mean_rank_ci_high"]) == (1.0, 100.0)
+
+
+def test_summary_rank_interval_without_a_gallery_size_is_cut_at_rank_1_only():
+    subs = [{k: v for k, v in _subject(s, 0.5, mean_rank=r).items() if k != "n_test"}
+            for s, r in ((1, 1.5), (2, 90.0))]
+    low, high = summarize(subs)["mean_rank_ci_low"], summarize(subs)["mean_rank_ci_high"]
+    t = 12.706204736174707  # Student t, 1 degree of freedom
+    assert low == 1.0 and high == pytest.approx(45.75 + t * np.std([1.5, 90], ddof=1) / 2 ** 0.5)
+
+
+def test_summary_interval_of_a_metric_one_subject_lacks_is_null():
+    """The first subject's keys decide which intervals the summary has; a subject without
+    the metric (a gallery too small for it) makes that interval null, not absent."""
+    subs = [_subject(1, 0.2, ten_way=0.4), _subject(2, 0.3)]
+    out = summarize(subs)
+    assert out["ten_way_ci_low"] is None and out["ten_way_ci_high"] is None
 
 
 def test_summary_of_one_subject_keeps_its_own_intervals():

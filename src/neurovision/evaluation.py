@@ -179,10 +179,10 @@ def _summary_intervals(per_subject: list[dict]) -> dict:
         values = [m.get(key) for m in per_subject]
         if any(v is None for v in values):
             low = high = None
-        else:  # cut to the range of the metric: [0, 1], ranks [1, n_test]
+        else:  # cut to the range of the metric: [0, 1], ranks [1, n_test] (or [1, inf))
             n_test = max(m.get("n_test") or 0 for m in per_subject)
-            bounds = (1.0, float(n_test)) if key == "mean_rank" and n_test else (
-                (-np.inf, np.inf) if key == "mean_rank" else (0.0, 1.0))
+            bounds = (1.0, float(n_test) if n_test else np.inf) if key == "mean_rank" else (
+                0.0, 1.0)
             low, high = t_interval(values, bounds=bounds)
         out[f"{key}_ci_low"], out[f"{key}_ci_high"] = low, high
     return out
