@@ -17,8 +17,10 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from loopback import Loopback, Server, ServesBytes
 
 
 @dataclass
@@ -67,8 +69,8 @@ class FakeFigshare:
         return sum(path.startswith("/v2/") for path, _ in self.requests)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Handler(ServesBytes, BaseHTTPRequestHandler):
+    server: Server
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -130,62 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._bytes(state.files[int(parts[1])])
         return self._error(404)
 
-    def _bytes(self, f: Served) -> None:
-        state = self.server.state
-        fault = state.next_fault(f.name)
-        if fault not in ("ok", "cut", "corrupt"):
-            return self._error(int(fault))
-        data, start = f.data, 0
-        rng = self.headers.get("Range")
-        if rng and not state.ignore_range and rng.startswith("bytes=") and rng.endswith("-"):
-            start = int(rng[len("bytes="):-1])
-            if start >= len(data):
-                return self._error(416)
-        body = data[start:]
-        if fault == "corrupt":
-            i = len(body) // 2
-            body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1:]
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if fault == "cut":
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return None
-        self.wfile.write(body)
-        return None
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: FakeFigshare
-
-
-class FigshareServer:
+class FigshareServer(Loopback):
     """Run a :class:`FakeFigshare` on 127.0.0.1 in a thread; ``api_url`` is its API root."""
 
     def __init__(self, state: FakeFigshare | None = None):
-        self.state = state or FakeFigshare()
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
-        self.httpd.state = self.state
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v2/"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> FigshareServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(state or FakeFigshare(), _Handler)

@@ -22,10 +22,11 @@ import json
 import threading
 import zipfile
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from loopback import Loopback, Server, ServesBytes
 from neurovision import demo
 from neurovision.io import save_npy_dict
 from neurovision.params import DemoParams
@@ -151,8 +152,8 @@ class FakeOsf:
         return {f.node for f in self.files.values()}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Handler(ServesBytes, BaseHTTPRequestHandler):
+    server: Server
 
     def log_message(self, *args) -> None:  # keep test output quiet
         pass
@@ -292,62 +293,9 @@ class _Handler(BaseHTTPRequestHandler):
                                                 page))
         return self._error(404)
 
-    def _bytes(self, f: Served) -> None:
-        state = self.server.state
-        fault = state.next_fault(f.name)
-        if fault not in ("ok", "cut", "corrupt"):
-            return self._error(int(fault))
-        data, start = f.data, 0
-        rng = self.headers.get("Range")
-        if rng and not state.ignore_range and rng.startswith("bytes=") and rng.endswith("-"):
-            start = int(rng[len("bytes="):-1])
-            if start >= len(data):
-                return self._error(416)
-        body = data[start:]
-        if fault == "corrupt":
-            i = len(body) // 2
-            body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1:]
-        self.send_response(206 if start else 200)
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if fault == "cut":  # half the bytes, then the connection drops
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return None
-        self.wfile.write(body)
-        return None
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: FakeOsf
-
-
-class OsfServer:
+class OsfServer(Loopback):
     """Run a :class:`FakeOsf` on 127.0.0.1 in a thread; ``api_url`` is its API root."""
 
     def __init__(self, state: FakeOsf | None = None):
-        self.state = state or FakeOsf()
-        self.httpd = _Server(("127.0.0.1", 0), _Handler)
-        self.httpd.state = self.state
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v2/"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> OsfServer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(state or FakeOsf(), _Handler)
