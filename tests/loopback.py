@@ -3,8 +3,10 @@ threaded HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 
 class Server(ThreadingHTTPServer):
@@ -72,3 +74,14 @@ class Loopback:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import time
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from conftest import load_stage, write_params
 from figshare_server import FigshareServer
+from loopback import closed_port, files_in
 from neurovision import demo_raw, downloads, figshare, release
 from neurovision.errors import DataError
 from neurovision.params import DemoParams, FigshareParams
@@ -58,16 +58,6 @@ def server(archives):
 
 def params(server: FigshareServer, **over) -> FigshareParams:
     return FigshareParams(api_url=server.api_url, **{**FAST, **over})
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def files_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 NAME = "sub-01.zip"

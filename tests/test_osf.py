@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import copy_project, dvc, load_stage, project_cache, run_queue, write_params
+from loopback import closed_port, files_in
 from neurovision import osf
 from neurovision.errors import DataError
 from neurovision.params import OsfParams
@@ -39,16 +39,6 @@ def server(release):
 
 def params(server: OsfServer, **over) -> OsfParams:
     return OsfParams(api_url=server.api_url, **{**FAST, **over})
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def files_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 # --------------------------------------------------------------------------------------
